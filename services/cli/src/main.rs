@@ -1,0 +1,2 @@
+//! The tfesi operator command.
+fn main() {}

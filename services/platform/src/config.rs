@@ -1,0 +1,339 @@
+//! Layered configuration: built-in defaults, then an optional TOML file, then environment
+//! variables named `TFESI_<SERVICE>__<SECTION>__<KEY>`.
+//!
+//! Every section rejects unknown keys, so a misspelt variable or file key stops the service at
+//! start with an error that names it instead of being silently ignored.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// A configuration that could not be loaded or failed validation. Its message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file, an environment variable or a default could not be read as the expected type,
+    /// or named a key that does not exist.
+    #[error("invalid configuration: {0}")]
+    Parse(String),
+    /// A value was read but is not acceptable.
+    #[error("invalid configuration key `{key}`: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+impl ConfigError {
+    /// An invalid-value error for `key`.
+    pub fn invalid(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Invalid { key: key.into(), reason: reason.into() }
+    }
+}
+
+/// A service configuration: validated after loading, before anything starts.
+pub trait Validate {
+    /// Checks values that their types alone cannot constrain.
+    fn validate(&self) -> Result<(), ConfigError>;
+}
+
+/// The environment variable prefix of `service`, e.g. `TFESI_INGEST__`.
+pub fn env_prefix(service: &str) -> String {
+    format!("TFESI_{}__", service.to_ascii_uppercase())
+}
+
+/// Loads the configuration of `service`: `T::default()`, then `file` when given, then the
+/// environment, then `T::validate`.
+pub fn load<T>(service: &str, file: Option<&Path>) -> Result<T, ConfigError>
+where
+    T: Serialize + DeserializeOwned + Default + Validate,
+{
+    let mut figment = Figment::from(Serialized::defaults(T::default()));
+    if let Some(path) = file {
+        if !path.exists() {
+            return Err(ConfigError::Parse(format!("config file {} does not exist", path.display())));
+        }
+        figment = figment.merge(Toml::file_exact(path));
+    }
+    figment = figment.merge(Env::prefixed(&env_prefix(service)).split("__"));
+    let config: T = figment.extract().map_err(|error| {
+        // figment may gather several errors; the first one is enough to act on.
+        let first = error.into_iter().next().map(|e| e.to_string()).unwrap_or_default();
+        ConfigError::Parse(first)
+    })?;
+    config.validate()?;
+    Ok(config)
+}
+
+/// The gRPC listener and its limits.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address the gRPC server binds, e.g. `127.0.0.1:50051`.
+    pub listen: SocketAddr,
+    /// Largest encoded or decoded gRPC message, in bytes. Larger payloads are streamed.
+    pub max_message_bytes: usize,
+    /// Longest a unary request may run when the client sends no shorter `grpc-timeout`, in ms.
+    pub request_timeout_ms: u64,
+    /// How long SIGTERM waits for in-flight requests before closing connections, in ms.
+    pub drain_timeout_ms: u64,
+    /// Most requests served at once on one connection.
+    pub concurrency_limit_per_connection: usize,
+}
+
+impl ServerConfig {
+    /// The default listener of a service on `port` of 127.0.0.1.
+    pub fn on_port(port: u16) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            max_message_bytes: 16 * 1024 * 1024,
+            request_timeout_ms: 30_000,
+            drain_timeout_ms: 20_000,
+            concurrency_limit_per_connection: 256,
+        }
+    }
+
+    /// The request timeout as a duration.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// The drain timeout as a duration.
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.drain_timeout_ms)
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self::on_port(0)
+    }
+}
+
+impl Validate for ServerConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_message_bytes < 64 * 1024 {
+            return Err(ConfigError::invalid("server.max_message_bytes", "must be at least 65536"));
+        }
+        if self.request_timeout_ms == 0 {
+            return Err(ConfigError::invalid("server.request_timeout_ms", "must be positive"));
+        }
+        if self.concurrency_limit_per_connection == 0 {
+            return Err(ConfigError::invalid("server.concurrency_limit_per_connection", "must be positive"));
+        }
+        Ok(())
+    }
+}
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Logs, traces and metrics.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+    /// A tracing-subscriber filter, e.g. `info` or `info,tfesi_ingest=debug`.
+    pub log_filter: String,
+    /// OTLP/gRPC collector endpoint, e.g. `http://127.0.0.1:4317`. Unset: nothing is exported.
+    pub otlp_endpoint: Option<String>,
+    /// Address of the Prometheus text endpoint (`GET /metrics`). Unset: no endpoint.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Share of traces kept, 0.0 to 1.0 (parent-based: a sampled caller is always followed).
+    pub trace_sample_ratio: f64,
+}
+
+impl TelemetryConfig {
+    /// Defaults with the metrics endpoint on `port` of 127.0.0.1.
+    pub fn with_metrics_port(port: u16) -> Self {
+        Self { metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], port))), ..Self::default() }
+    }
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            log_format: LogFormat::Text,
+            log_filter: "info".to_owned(),
+            otlp_endpoint: None,
+            metrics_listen: None,
+            trace_sample_ratio: 1.0,
+        }
+    }
+}
+
+impl Validate for TelemetryConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(0.0..=1.0).contains(&self.trace_sample_ratio) {
+            return Err(ConfigError::invalid("telemetry.trace_sample_ratio", "must be in 0.0..=1.0"));
+        }
+        if let Some(endpoint) = &self.otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(ConfigError::invalid(
+                "telemetry.otlp_endpoint",
+                "must start with http:// or https://",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The Postgres connection.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `postgres://user@host:port/database`.
+    pub url: String,
+    /// Pool size.
+    pub max_connections: u32,
+    /// Longest wait for a connection from the pool, in ms.
+    pub acquire_timeout_ms: u64,
+    /// How long start-up waits for Postgres before giving up, in ms.
+    pub startup_wait_ms: u64,
+    /// Create the database when it does not exist (development convenience).
+    pub create_if_missing: bool,
+    /// Apply `migrations/` at start (under Postgres' advisory lock, so replicas may race).
+    pub run_migrations: bool,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "postgres://postgres@127.0.0.1:5432/tfesi".to_owned(),
+            max_connections: 10,
+            acquire_timeout_ms: 3_000,
+            startup_wait_ms: 15_000,
+            create_if_missing: true,
+            run_migrations: true,
+        }
+    }
+}
+
+impl Validate for DatabaseConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.url.starts_with("postgres://") || self.url.starts_with("postgresql://")) {
+            return Err(ConfigError::invalid("database.url", "must start with postgres://"));
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::invalid("database.max_connections", "must be positive"));
+        }
+        Ok(())
+    }
+}
+
+/// The Redis connection.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://host:port/db`.
+    pub url: String,
+    /// Longest wait for one command's answer, in ms (blocking reads use their own connection).
+    pub response_timeout_ms: u64,
+    /// How long start-up waits for Redis before giving up, in ms.
+    pub startup_wait_ms: u64,
+    /// Prefix of every key this deployment writes, so several can share one Redis.
+    pub key_prefix: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379/0".to_owned(),
+            response_timeout_ms: 2_000,
+            startup_wait_ms: 15_000,
+            key_prefix: "tfesi".to_owned(),
+        }
+    }
+}
+
+impl Validate for RedisConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.url.starts_with("redis://") || self.url.starts_with("rediss://")) {
+            return Err(ConfigError::invalid("redis.url", "must start with redis:// or rediss://"));
+        }
+        if self.key_prefix.is_empty() || self.key_prefix.contains(char::is_whitespace) {
+            return Err(ConfigError::invalid("redis.key_prefix", "must be a non-empty word"));
+        }
+        Ok(())
+    }
+}
+
+/// Where the project keeps downloaded runtime files (the ONNX Runtime library): the
+/// `TFESI_CACHE_DIR` variable, else `$HOME/.cache/tfesi`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("TFESI_CACHE_DIR") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    home.join(".cache").join("tfesi")
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail closures return its own large error type
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct Sample {
+        server: ServerConfig,
+        database: DatabaseConfig,
+    }
+
+    impl Validate for Sample {
+        fn validate(&self) -> Result<(), ConfigError> {
+            self.server.validate()?;
+            self.database.validate()
+        }
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_env_overrides_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("svc.toml", "[server]\nlisten = \"127.0.0.1:7000\"\nrequest_timeout_ms = 5\n")?;
+            jail.set_env("TFESI_SAMPLE__SERVER__LISTEN", "127.0.0.1:7001");
+            let config: Sample = load("sample", Some(Path::new("svc.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(config.server.listen, SocketAddr::from(([127, 0, 0, 1], 7001)));
+            assert_eq!(config.server.request_timeout_ms, 5);
+            assert_eq!(config.database, DatabaseConfig::default());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_environment_key_is_named_in_the_error() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TFESI_SAMPLE__SERVER__LISTN", "127.0.0.1:7001");
+            let error = load::<Sample>("sample", None).expect_err("unknown key must fail");
+            assert!(error.to_string().contains("listn"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn invalid_value_names_its_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("TFESI_SAMPLE__DATABASE__URL", "mysql://x");
+            let error = load::<Sample>("sample", None).expect_err("bad url must fail");
+            assert!(error.to_string().contains("database.url"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_config_file_is_an_error() {
+        let error = load::<Sample>("sample", Some(Path::new("/nonexistent/tfesi.toml")))
+            .expect_err("missing file must fail");
+        assert!(error.to_string().contains("/nonexistent/tfesi.toml"));
+    }
+}

@@ -1,0 +1,190 @@
+//! The gRPC server every service runs: its own services plus `grpc.health.v1`, server
+//! reflection, message size limits, request timeouts, per-RPC telemetry, and a graceful drain.
+
+use std::convert::Infallible;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use futures::future::BoxFuture;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::body::Body;
+use tonic::server::NamedService;
+use tonic::service::{Routes, RoutesBuilder};
+use tower::{Layer, Service};
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use crate::config::ServerConfig;
+use crate::health::Health;
+use crate::shutdown::Shutdown;
+use crate::telemetry::{RpcMetrics, incoming_context};
+use opentelemetry::trace::TraceContextExt as _;
+
+/// Binds `address`, turning "address in use" into an error that names the config key to change.
+pub async fn bind(address: std::net::SocketAddr, config_key: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address).await.with_context(|| {
+        format!("cannot listen on {address}: is another process using the port? set {config_key} to a free address")
+    })
+}
+
+/// Builds the gRPC server of one service.
+pub struct GrpcServer {
+    config: ServerConfig,
+    routes: RoutesBuilder,
+    service_names: Vec<String>,
+    descriptor_sets: Vec<&'static [u8]>,
+    health: Health,
+}
+
+impl GrpcServer {
+    /// A server with the limits of `config` whose health follows the checks of `health`.
+    pub fn new(config: &ServerConfig, health: Health) -> Self {
+        Self {
+            config: config.clone(),
+            routes: RoutesBuilder::default(),
+            service_names: Vec::new(),
+            descriptor_sets: Vec::new(),
+            health,
+        }
+    }
+
+    /// Adds a generated tonic service. Set its message limits first, e.g.
+    /// `FooServer::new(handler).max_decoding_message_size(config.max_message_bytes)`.
+    pub fn add_service<S>(mut self, service: S) -> Self
+    where
+        S: Service<http::Request<Body>, Error = Infallible> + NamedService + Clone + Send + Sync + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
+    {
+        self.service_names.push(S::NAME.to_owned());
+        self.routes.add_service(service);
+        self
+    }
+
+    /// Registers an encoded `FileDescriptorSet` for reflection (e.g. `tfesi_proto::FILE_DESCRIPTOR_SET`).
+    pub fn with_descriptor_set(mut self, encoded: &'static [u8]) -> Self {
+        self.descriptor_sets.push(encoded);
+        self
+    }
+
+    /// Serves until `shutdown`, then stops accepting, reports NOT_SERVING, and waits up to the
+    /// drain timeout for requests in flight.
+    pub async fn serve(self, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+        let Self { config, mut routes, service_names, descriptor_sets, health } = self;
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        routes.add_service(health_service);
+
+        let mut reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+        let mut reflection_alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+        for encoded in &descriptor_sets {
+            reflection = reflection.register_encoded_file_descriptor_set(encoded);
+            reflection_alpha = reflection_alpha.register_encoded_file_descriptor_set(encoded);
+        }
+        routes.add_service(reflection.build_v1().context("building the reflection service")?);
+        routes.add_service(reflection_alpha.build_v1alpha().context("building the reflection service")?);
+
+        let address = listener.local_addr()?;
+        tokio::spawn(health.drive(reporter, service_names.clone(), shutdown.clone()));
+        tracing::info!(%address, services = ?service_names, "grpc server listening");
+
+        let routes: Routes = routes.routes();
+        let drain_timeout = config.drain_timeout();
+        let server = tonic::transport::Server::builder()
+            .timeout(config.request_timeout())
+            .concurrency_limit_per_connection(config.concurrency_limit_per_connection)
+            .tcp_nodelay(true)
+            .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+            .layer(RpcTelemetryLayer { metrics: RpcMetrics::new() })
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.clone().wait());
+
+        // tonic waits for every connection to finish after the signal; bound that wait.
+        let drain_deadline = async move {
+            shutdown.wait().await;
+            tracing::info!(?drain_timeout, "draining requests in flight");
+            tokio::time::sleep(drain_timeout).await;
+        };
+        tokio::select! {
+            served = server => served.context("grpc server failed")?,
+            () = drain_deadline => tracing::warn!("drain timeout reached; closing remaining connections"),
+        }
+        tracing::info!(%address, "grpc server stopped");
+        Ok(())
+    }
+}
+
+/// Adds a span (joined to the caller's W3C trace), a log line and metrics to every RPC.
+#[derive(Clone)]
+struct RpcTelemetryLayer {
+    metrics: RpcMetrics,
+}
+
+impl<S> Layer<S> for RpcTelemetryLayer {
+    type Service = RpcTelemetry<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RpcTelemetry { inner, metrics: self.metrics.clone() }
+    }
+}
+
+#[derive(Clone)]
+struct RpcTelemetry<S> {
+    inner: S,
+    metrics: RpcMetrics,
+}
+
+impl<S, RequestBody, ResponseBody> Service<http::Request<RequestBody>> for RpcTelemetry<S>
+where
+    S: Service<http::Request<RequestBody>, Response = http::Response<ResponseBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    RequestBody: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<RequestBody>) -> Self::Future {
+        let method = request.uri().path().to_owned();
+        let parent = incoming_context(request.headers());
+        let trace_id = parent.span().span_context().trace_id().to_string();
+        let span = tracing::info_span!("rpc", rpc = %method, trace_id = %trace_id, otel.kind = "server");
+        if span.set_parent(parent).is_err() {
+            tracing::debug!("rpc span parent not set");
+        }
+        // The clone that was polled ready is the one that must serve the call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let metrics = self.metrics.clone();
+        Box::pin(
+            async move {
+                let started = Instant::now();
+                let result = inner.call(request).await;
+                let elapsed = started.elapsed();
+                let status = match &result {
+                    // Trailers-only responses (errors) carry the status in the headers; streams
+                    // that start successfully report 0 here.
+                    Ok(response) => response
+                        .headers()
+                        .get("grpc-status")
+                        .and_then(|value| value.to_str().ok())
+                        .unwrap_or("0")
+                        .to_owned(),
+                    Err(_) => "transport_error".to_owned(),
+                };
+                metrics.record(&method, &status, elapsed.as_secs_f64());
+                tracing::info!(grpc_status = %status, elapsed_us = elapsed.as_micros() as u64, "rpc finished");
+                result
+            }
+            .instrument(span),
+        )
+    }
+}
