@@ -1,0 +1,81 @@
+//! `tfesi status`: asks each service's `grpc.health.v1` endpoint how it is.
+
+use std::time::Duration;
+
+use clap::Args;
+use serde::Serialize;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+/// Where the services listen (defaults: the development stack's ports).
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Ingest's gRPC endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:50051", env = "TFESI_INGEST_ENDPOINT")]
+    ingest: String,
+    /// Preprocess's gRPC endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:50052", env = "TFESI_PREPROCESS_ENDPOINT")]
+    preprocess: String,
+    /// Inference's gRPC endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:50053", env = "TFESI_INFERENCE_ENDPOINT")]
+    inference: String,
+    /// Registry's gRPC endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:50054", env = "TFESI_REGISTRY_ENDPOINT")]
+    registry: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct ServiceHealth {
+    service: &'static str,
+    endpoint: String,
+    status: String,
+}
+
+/// Prints the table (or JSON); fails (exit 1) unless every service is SERVING.
+pub fn run(args: StatusArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let services = [
+        ("ingest", "tfesi.ingest.v1.Ingest", args.ingest),
+        ("preprocess", "tfesi.preprocess.v1.Preprocess", args.preprocess),
+        ("inference", "tfesi.inference.v1.Inference", args.inference),
+        ("registry", "tfesi.registry.v1.Registry", args.registry),
+    ];
+    let report: Vec<ServiceHealth> = runtime.block_on(async {
+        let mut report = Vec::new();
+        for (service, grpc_name, endpoint) in services {
+            let status = check(&endpoint, grpc_name).await;
+            report.push(ServiceHealth { service, endpoint, status });
+        }
+        report
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{:<12} {:<28} STATUS", "SERVICE", "ENDPOINT");
+        for row in &report {
+            println!("{:<12} {:<28} {}", row.service, row.endpoint, row.status);
+        }
+    }
+    let unhealthy: Vec<&str> = report.iter().filter(|row| row.status != "SERVING").map(|row| row.service).collect();
+    if unhealthy.is_empty() { Ok(()) } else { anyhow::bail!("not serving: {}", unhealthy.join(", ")) }
+}
+
+async fn check(endpoint: &str, grpc_name: &str) -> String {
+    let Ok(endpoint) = tonic::transport::Endpoint::from_shared(endpoint.to_owned()) else {
+        return "INVALID_ENDPOINT".to_owned();
+    };
+    let Ok(channel) = endpoint.connect_timeout(Duration::from_secs(2)).timeout(Duration::from_secs(2)).connect().await
+    else {
+        return "UNREACHABLE".to_owned();
+    };
+    match HealthClient::new(channel).check(HealthCheckRequest { service: grpc_name.to_owned() }).await {
+        Ok(response) => ServingStatus::try_from(response.into_inner().status)
+            .map(|status| status.as_str_name().to_owned())
+            .unwrap_or_else(|_| "UNKNOWN".to_owned()),
+        Err(status) => format!("ERROR ({})", status.code()),
+    }
+}
