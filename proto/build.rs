@@ -21,10 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
 
     for file in PROTO_FILES {
-        println!(
-            "cargo:rerun-if-changed={}",
-            manifest_dir.join(file).display()
-        );
+        println!("cargo:rerun-if-changed={}", manifest_dir.join(file).display());
     }
     println!("cargo:rerun-if-changed=build.rs");
 
@@ -35,9 +32,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let encoded = prost::Message::encode_to_vec(&file_descriptors);
     std::fs::write(out_dir.join(DESCRIPTOR_FILE), encoded)?;
 
-    tonic_prost_build::configure()
-        .build_client(true)
-        .build_server(true)
-        .compile_fds(file_descriptors)?;
+    tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(file_descriptors)?;
     Ok(())
 }

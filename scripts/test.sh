@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# Compile-checked queries use the committed .sqlx/ data; tests that need a database
+# (#[sqlx::test]) create their own from DATABASE_URL.
+export SQLX_OFFLINE=true
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 cargo build --workspace --bins --locked
 if command -v cargo-nextest >/dev/null 2>&1; then
     exec cargo nextest run --workspace --locked --no-fail-fast "$@"

@@ -51,8 +51,7 @@ pub mod registry {
 
 /// Encoded `google.protobuf.FileDescriptorSet` of every tfesi contract and the well-known types
 /// they import, for gRPC server reflection (`tonic_reflection::server::Builder::register_encoded_file_descriptor_set`).
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/tfesi_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/tfesi_descriptor.bin"));
 
 /// Fully qualified names of the four services, as reflection and health checks name them.
 pub const SERVICE_NAMES: [&str; 4] = [

@@ -19,25 +19,11 @@ const EXPECTED: [(&str, &[&str]); 4] = [
     ),
     (
         "tfesi.preprocess.v1.Preprocess",
-        &[
-            "Prepare",
-            "GetSpec",
-            "GetPipelineStatus",
-            "ListDeadLetters",
-            "RetryDeadLetter",
-        ],
+        &["Prepare", "GetSpec", "GetPipelineStatus", "ListDeadLetters", "RetryDeadLetter"],
     ),
     (
         "tfesi.inference.v1.Inference",
-        &[
-            "Predict",
-            "ListModels",
-            "GetModel",
-            "RegisterModel",
-            "Promote",
-            "SetShadow",
-            "Rollback",
-        ],
+        &["Predict", "ListModels", "GetModel", "RegisterModel", "Promote", "SetShadow", "Rollback"],
     ),
     (
         "tfesi.registry.v1.Registry",
@@ -95,10 +81,7 @@ fn descriptor_set_lists_the_four_services_with_their_rpcs() {
         expected.sort_unstable();
         assert_eq!(actual, expected, "rpcs of {service_name}");
     }
-    let tfesi_services = found
-        .iter()
-        .filter(|(name, _)| name.starts_with("tfesi."))
-        .count();
+    let tfesi_services = found.iter().filter(|(name, _)| name.starts_with("tfesi.")).count();
     assert_eq!(tfesi_services, crate::SERVICE_NAMES.len());
     for name in crate::SERVICE_NAMES {
         assert!(found.iter().any(|(found_name, _)| found_name == name));
@@ -121,10 +104,8 @@ fn streaming_rpcs_are_declared_as_streams() {
             .cloned()
             .unwrap_or_else(|| panic!("rpc {service}/{rpc} missing"))
     };
-    let client_streaming = [
-        ("tfesi.ingest.v1.Ingest", "Upload"),
-        ("tfesi.inference.v1.Inference", "RegisterModel"),
-    ];
+    let client_streaming =
+        [("tfesi.ingest.v1.Ingest", "Upload"), ("tfesi.inference.v1.Inference", "RegisterModel")];
     for (service, rpc) in client_streaming {
         let descriptor = method(service, rpc);
         assert!(descriptor.client_streaming(), "{rpc} client-streaming");
@@ -148,20 +129,14 @@ fn streaming_rpcs_are_declared_as_streams() {
 fn descriptor_set_includes_imported_well_known_types() {
     let set = decode_set();
     let names: Vec<&str> = set.file.iter().map(|f| f.name()).collect();
-    assert!(
-        names.contains(&"google/protobuf/timestamp.proto"),
-        "{names:?}"
-    );
+    assert!(names.contains(&"google/protobuf/timestamp.proto"), "{names:?}");
     assert!(names.contains(&"tfesi/common/v1/common.proto"), "{names:?}");
 }
 
 #[test]
 fn every_enum_starts_with_an_unspecified_zero_value() {
     let set = decode_set();
-    let tfesi_files = set
-        .file
-        .iter()
-        .filter(|f| f.package().starts_with("tfesi."));
+    let tfesi_files = set.file.iter().filter(|f| f.package().starts_with("tfesi."));
     let mut checked = 0_usize;
     for file in tfesi_files {
         let nested = file.message_type.iter().flat_map(|m| m.enum_type.iter());
@@ -196,11 +171,7 @@ fn generated_messages_round_trip() {
     assert_eq!(decoded, details);
 
     let follow_up = FollowUpInput {
-        follow_up_date: Some(Date {
-            year: 2026,
-            month: 3,
-            day: 1,
-        }),
+        follow_up_date: Some(Date { year: 2026, month: 3, day: 1 }),
         leg_nrs: 2,
         method: FollowUpMethod::Phone as i32,
         ..Default::default()

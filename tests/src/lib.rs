@@ -10,9 +10,9 @@ pub mod proxy;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 
 /// A free TCP port on 127.0.0.1 (bound and released; a tiny race is accepted in tests).
 pub fn free_port() -> u16 {
@@ -30,10 +30,8 @@ pub async fn health_status(address: SocketAddr, service: &str) -> Option<Serving
         .connect_timeout(Duration::from_millis(500))
         .timeout(Duration::from_millis(1_000));
     let channel = endpoint.connect().await.ok()?;
-    let response = HealthClient::new(channel)
-        .check(HealthCheckRequest { service: service.to_owned() })
-        .await
-        .ok()?;
+    let response =
+        HealthClient::new(channel).check(HealthCheckRequest { service: service.to_owned() }).await.ok()?;
     ServingStatus::try_from(response.into_inner().status).ok()
 }
 
@@ -68,6 +66,10 @@ pub async fn drop_database(name: &str) {
     else {
         return;
     };
+    // The name comes from `unique_database` (letters, digits, underscores), never from input.
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return;
+    }
     let statement = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-    let _ = sqlx::query(&statement).execute(&pool).await;
+    let _ = sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&pool).await;
 }

@@ -51,7 +51,12 @@ impl Drop for FaultProxy {
     }
 }
 
-async fn accept_loop(listener: TcpListener, upstream: SocketAddr, cut: Arc<AtomicBool>, generation: watch::Sender<u64>) {
+async fn accept_loop(
+    listener: TcpListener,
+    upstream: SocketAddr,
+    cut: Arc<AtomicBool>,
+    generation: watch::Sender<u64>,
+) {
     loop {
         let Ok((client, _)) = listener.accept().await else {
             continue;

@@ -108,7 +108,9 @@ impl Harness {
 async fn health_follows_dependencies(service: &Service) {
     let harness = Harness::start(service, &[]).await;
     harness.expect_status("", ServingStatus::Serving, START_WITHIN, "SERVING after start").await;
-    harness.expect_status(service.grpc_service, ServingStatus::Serving, REACT_WITHIN, "service SERVING").await;
+    harness
+        .expect_status(service.grpc_service, ServingStatus::Serving, REACT_WITHIN, "service SERVING")
+        .await;
     for dependency in service.dependencies {
         harness.proxy(*dependency).cut();
         let context = format!("NOT_SERVING while {dependency:?} is unreachable");
@@ -142,20 +144,28 @@ async fn inference_reports_serving_with_its_model_loaded() {
 
 /// The service names reflection lists on `address`.
 async fn reflected_services(address: SocketAddr) -> Vec<String> {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
 
-    let mut client = ServerReflectionClient::connect(format!("http://{address}")).await.unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = ServerReflectionClient::new(channel);
     let request = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
     };
-    let mut responses = client.server_reflection_info(tokio_stream::iter([request])).await.unwrap().into_inner();
+    let mut responses =
+        client.server_reflection_info(tokio_stream::iter([request])).await.unwrap().into_inner();
     let response = responses.message().await.unwrap().expect("one reflection response");
     match response.message_response {
-        Some(MessageResponse::ListServicesResponse(list)) => list.service.into_iter().map(|s| s.name).collect(),
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            list.service.into_iter().map(|s| s.name).collect()
+        }
         other => panic!("unexpected reflection answer: {other:?}"),
     }
 }
@@ -167,7 +177,11 @@ async fn reflection_lists_every_tfesi_service_across_the_four_binaries() {
         let harness = Harness::start(service, &[]).await;
         harness.expect_status("", ServingStatus::Serving, START_WITHIN, "SERVING after start").await;
         let names = reflected_services(harness.process.address).await;
-        assert!(names.iter().any(|name| name == service.grpc_service), "{} not in {names:?}", service.grpc_service);
+        assert!(
+            names.iter().any(|name| name == service.grpc_service),
+            "{} not in {names:?}",
+            service.grpc_service
+        );
         assert!(names.iter().any(|name| name == "grpc.health.v1.Health"), "health not in {names:?}");
         listed.extend(names);
         harness.finish().await;
@@ -188,13 +202,19 @@ async fn a_trace_id_sent_by_the_client_appears_in_the_service_log() {
     let traceparent = format!("00-{trace_id}-{:016x}-01", rand::random::<u64>() | 1);
     let mut request = tonic::Request::new(HealthCheckRequest { service: String::new() });
     request.metadata_mut().insert("traceparent", traceparent.parse().unwrap());
-    let mut client = HealthClient::connect(format!("http://{}", harness.process.address)).await.unwrap();
+    let endpoint =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", harness.process.address)).unwrap();
+    let mut client = HealthClient::new(endpoint.connect().await.unwrap());
     client.check(request).await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while !harness.process.log().contains(&trace_id) && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(harness.process.log().contains(&trace_id), "trace id {trace_id} not in log:\n{}", harness.process.log());
+    assert!(
+        harness.process.log().contains(&trace_id),
+        "trace id {trace_id} not in log:\n{}",
+        harness.process.log()
+    );
     harness.finish().await;
 }
 
@@ -219,7 +239,10 @@ async fn a_port_in_use_stops_the_service_with_a_one_line_error() {
     assert_eq!(code, Some(1), "non-zero exit; log:\n{}", process.log());
     let log = process.log();
     let error_line = log.lines().find(|line| line.starts_with("tfesi-inference:")).unwrap_or_default();
-    assert!(error_line.contains(&address) && error_line.contains("SERVER__LISTEN"), "names the address and key: {log}");
+    assert!(
+        error_line.contains(&address) && error_line.contains("SERVER__LISTEN"),
+        "names the address and key: {log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
-use tfesi_platform::{Shutdown, ServiceConfig, TelemetryConfig};
+use tfesi_platform::{ServiceConfig, Shutdown, TelemetryConfig};
 
 /// Options of `tfesi dev`. Every service key can still be set through its environment
 /// variables (`TFESI_<SERVICE>__<SECTION>__<KEY>`), which win over these flags.
@@ -37,7 +37,7 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
     let preprocess: tfesi_preprocess::Config = tfesi_platform::config::load("preprocess", None)?;
     let inference: tfesi_inference::Config = tfesi_platform::config::load("inference", None)?;
     let registry: tfesi_registry::Config = tfesi_platform::config::load("registry", None)?;
-    let ingest = tfesi_ingest::Config::for_development(ingest, &data_dir);
+    let ingest = ingest.for_development(&data_dir);
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
@@ -76,7 +76,9 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
         for (name, task) in pending {
             match task.await {
                 Ok(Ok(())) => {}
-                Ok(Err(error)) => tracing::warn!(service = name, error = %format!("{error:#}"), "stopped with an error"),
+                Ok(Err(error)) => {
+                    tracing::warn!(service = name, error = %format!("{error:#}"), "stopped with an error")
+                }
                 Err(join) => tracing::warn!(service = name, %join, "task ended abnormally"),
             }
         }

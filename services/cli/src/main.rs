@@ -31,7 +31,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Dev(args) => dev::run(args),
-        Command::Synth(args) => tfesi_synth::run(&args).map(|summary| println!("{summary}")).map_err(anyhow::Error::from),
+        Command::Synth(args) => {
+            tfesi_synth::run(&args).map(|summary| println!("{summary}")).map_err(anyhow::Error::from)
+        }
         Command::Status(args) => status::run(args),
     };
     match outcome {

@@ -60,7 +60,8 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
             println!("{:<12} {:<28} {}", row.service, row.endpoint, row.status);
         }
     }
-    let unhealthy: Vec<&str> = report.iter().filter(|row| row.status != "SERVING").map(|row| row.service).collect();
+    let unhealthy: Vec<&str> =
+        report.iter().filter(|row| row.status != "SERVING").map(|row| row.service).collect();
     if unhealthy.is_empty() { Ok(()) } else { anyhow::bail!("not serving: {}", unhealthy.join(", ")) }
 }
 
@@ -68,7 +69,8 @@ async fn check(endpoint: &str, grpc_name: &str) -> String {
     let Ok(endpoint) = tonic::transport::Endpoint::from_shared(endpoint.to_owned()) else {
         return "INVALID_ENDPOINT".to_owned();
     };
-    let Ok(channel) = endpoint.connect_timeout(Duration::from_secs(2)).timeout(Duration::from_secs(2)).connect().await
+    let Ok(channel) =
+        endpoint.connect_timeout(Duration::from_secs(2)).timeout(Duration::from_secs(2)).connect().await
     else {
         return "UNREACHABLE".to_owned();
     };

@@ -15,6 +15,10 @@ use tonic_health::server::HealthReporter;
 
 use crate::shutdown::Shutdown;
 
+/// A health name that reports SERVING for as long as the process serves, whatever its
+/// dependencies do: for liveness probes, which must not restart a pod because Postgres is down.
+pub const LIVENESS: &str = "liveness";
+
 /// A dependency check: resolves to `Err(reason)` while the dependency is unusable.
 pub type CheckFn = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
@@ -96,6 +100,7 @@ impl Health {
     /// Keeps `reporter` up to date for `services` (and the whole server) until shutdown, then
     /// reports NOT_SERVING so load balancers stop sending new requests during the drain.
     pub(crate) async fn drive(self, reporter: HealthReporter, services: Vec<String>, shutdown: Shutdown) {
+        reporter.set_service_status(LIVENESS, ServingStatus::Serving).await;
         let mut previous: Option<bool> = None;
         loop {
             let failures = self.check_now().await;

@@ -35,7 +35,8 @@ impl tonic::server::UnaryService<prost_types::Duration> for SleepHandler {
     fn call(&mut self, request: tonic::Request<prost_types::Duration>) -> Self::Future {
         Box::pin(async move {
             let asked = request.into_inner();
-            let millis = u64::try_from(asked.seconds * 1_000 + i64::from(asked.nanos / 1_000_000)).unwrap_or(0);
+            let millis =
+                u64::try_from(asked.seconds * 1_000 + i64::from(asked.nanos / 1_000_000)).unwrap_or(0);
             tokio::time::sleep(Duration::from_millis(millis)).await;
             Ok(tonic::Response::new(asked))
         })
@@ -59,7 +60,11 @@ impl tower::Service<http::Request<Body>> for Slow {
     }
 }
 
-async fn sleep_rpc(address: std::net::SocketAddr, millis: i64, timeout: Option<Duration>) -> Result<(), tonic::Status> {
+async fn sleep_rpc(
+    address: std::net::SocketAddr,
+    millis: i64,
+    timeout: Option<Duration>,
+) -> Result<(), tonic::Status> {
     let mut endpoint = tonic::transport::Endpoint::from_shared(format!("http://{address}")).unwrap();
     if let Some(timeout) = timeout {
         endpoint = endpoint.timeout(timeout);
@@ -75,7 +80,10 @@ async fn sleep_rpc(address: std::net::SocketAddr, millis: i64, timeout: Option<D
     client.unary::<_, prost_types::Duration, _>(request, path, Codec::default()).await.map(|_| ())
 }
 
-async fn start(config: ServerConfig, health: Health) -> (std::net::SocketAddr, tfesi_platform::ShutdownTrigger, tokio::task::JoinHandle<anyhow::Result<()>>) {
+async fn start(
+    config: ServerConfig,
+    health: Health,
+) -> (std::net::SocketAddr, tfesi_platform::ShutdownTrigger, tokio::task::JoinHandle<anyhow::Result<()>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (trigger, shutdown) = Shutdown::new();
@@ -85,7 +93,8 @@ async fn start(config: ServerConfig, health: Health) -> (std::net::SocketAddr, t
 }
 
 async fn health_of(address: std::net::SocketAddr) -> Option<ServingStatus> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}")).ok()?.connect().await.ok()?;
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{address}")).ok()?.connect().await.ok()?;
     let mut client = HealthClient::new(channel);
     let response = client.check(HealthCheckRequest { service: Slow::NAME.to_owned() }).await.ok()?;
     ServingStatus::try_from(response.into_inner().status).ok()
@@ -100,7 +109,11 @@ async fn shutdown_lets_a_slow_request_in_flight_finish() {
     trigger.trigger();
     let answer = in_flight.await.unwrap();
     assert!(answer.is_ok(), "the request in flight completes during the drain: {answer:?}");
-    tokio::time::timeout(Duration::from_secs(5), server).await.expect("server stops after the drain").unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("server stops after the drain")
+        .unwrap()
+        .unwrap();
     assert!(stop_asked.elapsed() >= Duration::from_millis(500), "the server waited for the request");
 }
 

@@ -57,6 +57,7 @@ struct RootPath {
     radius: f64,
 }
 
+mod body;
 mod regions;
 
 /// A circular piece of the spine's centre line (centre posterior to the spine), in the
@@ -110,10 +111,7 @@ pub struct Anatomy {
     roots: Vec<RootPath>,
     canal_ap: f64,
     canal_half_width: f64,
-    skin_u: f64,
-    abdomen_u: f64,
-    body_half_width: f64,
-    fat_thickness: f64,
+    wall: body::BodyWall,
     conus_s: f64,
     sac_end_s: f64,
     bifurcation_s: f64,
@@ -233,13 +231,16 @@ impl Anatomy {
             discs.push(disc);
         }
         let s_top_l1 = vertebrae[7].s1;
-        // Most of the lordosis bends the lumbar arc (L1 to the L5-S1 disc); the sacral arc below
-        // tilts the sacrum further; above L1 the spine is straight.
+        // The upper lumbar spine (above the middle of L3) is straight and leans a little
+        // posteriorly going up; the lordosis concentrates at L3-S1 (the lumbar arc, radius at least
+        // 140 mm); below the L5-S1 disc the sacral arc tilts the sacrum further posteriorly.
+        let lordosis = latents.lordosis_deg.to_radians().max(0.35);
+        let s_upper = (vertebrae[5].s0 + vertebrae[5].s1) / 2.0;
         let s_junction = lumbar_disc_s[4] + 3.0;
-        let lumbar_bend = 0.6 * latents.lordosis_deg.to_radians().max(0.2);
-        let upper_radius = (s_top_l1 - s_junction) / lumbar_bend;
-        let lower_radius = rng.random_range(240.0..300.0);
-        let phi_top: f64 = rng.random_range(-2.0_f64..6.0).to_radians();
+        let lumbar_bend = (0.6 * lordosis).min((s_upper - s_junction) / 140.0);
+        let upper_radius = (s_upper - s_junction) / lumbar_bend;
+        let lower_radius = rng.random_range(150.0..220.0);
+        let phi_top: f64 = 0.2 * lordosis + rng.random_range(-3.0_f64..3.0).to_radians();
         let phi_junction = phi_top - lumbar_bend;
         let posterior = |phi: f64| [phi.cos(), -phi.sin()];
         let x_mid = rng.random_range(-5.0..5.0);
@@ -258,8 +259,8 @@ impl Anatomy {
         let junction = [rng.random_range(-22.0..-8.0) - py, rng.random_range(-15.0..15.0) - pz];
         let lumbar = make(junction, upper_radius, s_junction, phi_junction);
         let sacral = make(junction, lower_radius, s_junction, phi_junction);
-        let (ty, tz) = lumbar.to_patient(s_top_l1, 0.0);
-        let top = make([ty, tz], 1.0e5, s_top_l1, phi_top);
+        let (ty, tz) = lumbar.to_patient(s_upper, 0.0);
+        let top = make([ty, tz], 1.0e5, s_upper, phi_top);
         let arcs = [top, lumbar, sacral];
         let junctions = [
             ([ty, tz], [phi_top.sin(), phi_top.cos()]),
@@ -309,17 +310,48 @@ impl Anatomy {
             roots: Vec::new(),
             canal_ap,
             canal_half_width,
-            skin_u: rng.random_range(75.0..105.0) * size,
-            abdomen_u: -rng.random_range(150.0..230.0),
-            body_half_width: rng.random_range(140.0..185.0),
-            fat_thickness: rng.random_range(8.0..32.0),
+            wall: body::BodyWall::default(),
             conus_s: s_top_l1 - rng.random_range(5.0..30.0),
             sac_end_s: -rng.random_range(28.0..42.0),
             bifurcation_s: lumbar_disc_s[2] - rng.random_range(5.0..30.0),
-            spinous_length: rng.random_range(26.0..34.0),
+            spinous_length: rng.random_range(30.0..38.0),
             texture_seed: rng.random(),
         };
         anatomy.roots = anatomy.exiting_roots();
+        // Body habitus: subcutaneous fat, abdominal depth and width grow together.
+        let habitus: f64 = rng.random_range(0.0..1.0);
+        let l3_l4_depth = anatomy
+            .discs
+            .iter()
+            .find(|d| ((d.s0 + d.s1) / 2.0 - lumbar_disc_s[2]).abs() < 1e-6)
+            .map_or(17.0, |d| d.half_depth);
+        let fat_back = 9.0 + 28.0 * habitus + rng.random_range(-2.0..3.0);
+        let back_depth = l3_l4_depth
+            + 1.0
+            + canal_ap
+            + 5.0
+            + anatomy.spinous_length
+            + rng.random_range(2.0..6.0)
+            + fat_back
+            + 1.8;
+        let wall = body::BodyWall {
+            back_depth,
+            front_depth: 135.0 + 90.0 * habitus + rng.random_range(-10.0..10.0),
+            half_width: 135.0 + 50.0 * habitus,
+            fat_back,
+            fat_front: 10.0 + 35.0 * habitus + rng.random_range(-3.0..3.0),
+            ..body::BodyWall::default()
+        };
+        let bottom = anatomy.vertebrae[0].s0 - 60.0;
+        let top = anatomy.vertebrae[anatomy.vertebrae.len() - 1].s1 + 200.0;
+        let line: Vec<(f64, f64)> = (0..=((top - bottom) as usize))
+            .map(|i| {
+                let p = anatomy.to_patient(SpinePoint { s: bottom + i as f64, u: 0.0, x: 0.0 });
+                (p[1], p[2])
+            })
+            .collect();
+        let r = anatomy.to_patient(SpinePoint { s: lumbar_disc_s[2], u: 0.0, x: 0.0 });
+        anatomy.wall = wall.with_centre_line(&line, (r[1], r[2]));
         anatomy
     }
 
@@ -389,9 +421,10 @@ impl Anatomy {
         self.x_mid
     }
 
-    /// Posterior skin offset from the vertebral centre line, mm.
-    pub fn skin_u(&self) -> f64 {
-        self.skin_u
+    /// y of the posterior skin (the table the patient lies on) at the L3-L4 disc.
+    pub fn table_y(&self) -> f64 {
+        let r = self.to_patient(SpinePoint { s: self.lumbar_disc_s[2], u: 0.0, x: 0.0 });
+        self.wall.back_y(r[2])
     }
 
     /// Seed of the tissue texture.
@@ -424,6 +457,9 @@ impl Anatomy {
 
     /// The tissue at a point in patient coordinates.
     pub fn tissue(&self, p: [f64; 3]) -> Tissue {
+        if let Some(t) = self.wall.tissue(p[0] - self.x_mid, p[1], p[2]) {
+            return t;
+        }
         let q = self.to_spine(p);
         self.tissue_spine(q, p)
     }
@@ -431,21 +467,6 @@ impl Anatomy {
     fn tissue_spine(&self, q: SpinePoint, p: [f64; 3]) -> Tissue {
         let SpinePoint { s, u, x } = q;
         let ax = x.abs();
-        // Body wall: an ellipse in the (x, u) cross-section.
-        let body_centre = (self.skin_u + self.abdomen_u) / 2.0;
-        let body_half_depth = (self.skin_u - self.abdomen_u) / 2.0;
-        let radial =
-            ((x / self.body_half_width).powi(2) + ((u - body_centre) / body_half_depth).powi(2)).sqrt();
-        if radial > 1.0 {
-            return Tissue::Air;
-        }
-        let depth_from_skin = (1.0 - radial) * body_half_depth.min(self.body_half_width);
-        if depth_from_skin < 1.8 {
-            return Tissue::Skin;
-        }
-        if depth_from_skin < self.fat_thickness {
-            return Tissue::Fat;
-        }
         let segment = self.segment_at(s);
         let (half_width, back) = match segment {
             Some(Segment::Vertebra(i)) => {

@@ -318,7 +318,7 @@ pub fn encode_file(
     let mut dataset = Vec::new();
     obj.write_dataset_with_ts(&mut dataset, dataset_ts).map_err(|e| Error::Dicom(e.to_string()))?;
     if ts == TransferSyntaxKind::DeflatedExplicitLittle {
-        let mut encoder = DeflateEncoder::new(Vec::new(), Compression::new(6));
+        let mut encoder = DeflateEncoder::new(Vec::new(), Compression::fast());
         encoder.write_all(&dataset).map_err(|e| Error::Dicom(format!("deflate: {e}")))?;
         let mut deflated = encoder.finish().map_err(|e| Error::Dicom(format!("deflate: {e}")))?;
         if deflated.len() % 2 == 1 {

@@ -18,6 +18,33 @@ fn smooth(t: f64) -> f64 {
     t * t * (3.0 - 2.0 * t)
 }
 
+/// 2D value noise in [-1, 1] on an `n` x `n` pixel grid with lattice cells `cell` pixels wide
+/// (`key` picks an independent plane): a cheap per-image texture, about 1/10 the cost of
+/// [`value_noise`] per pixel.
+pub fn noise_plane(seed: u32, key: i32, n: usize, cell: f64) -> Vec<f32> {
+    let cell = cell.max(1.0);
+    let cells = (n as f64 / cell).ceil() as usize + 2;
+    let lattice_values: Vec<f64> =
+        (0..cells * cells).map(|i| lattice(seed, (i % cells) as i32, (i / cells) as i32, key)).collect();
+    let axis: Vec<(usize, f64)> = (0..n)
+        .map(|i| {
+            let f = i as f64 / cell;
+            let k = f.floor();
+            (k as usize, smooth(f - k))
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n * n);
+    for &(ry, ty) in &axis {
+        let (row0, row1) = (&lattice_values[ry * cells..], &lattice_values[(ry + 1) * cells..]);
+        for &(rx, tx) in &axis {
+            let top = row0[rx] + tx * (row0[rx + 1] - row0[rx]);
+            let bottom = row1[rx] + tx * (row1[rx + 1] - row1[rx]);
+            out.push((top + ty * (bottom - top)) as f32);
+        }
+    }
+    out
+}
+
 /// Value noise in [-1, 1] with features about `scale` mm wide, smooth (C1) between lattice nodes.
 pub fn value_noise(seed: u32, p: [f64; 3], scale: f64) -> f64 {
     let fx = p[0] / scale;

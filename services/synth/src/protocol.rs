@@ -315,7 +315,7 @@ pub fn plan_study(
     let sag_centre = add_scaled(
         anatomy.to_patient(SpinePoint {
             s: anatomy.disc_s(2) - 15.0,
-            u: rng.random_range(0.0..30.0),
+            u: rng.random_range(10.0..30.0),
             x: 0.0,
         }),
         [1.0, 0.0, 0.0],

@@ -4,8 +4,8 @@
 use rand::Rng;
 use rand_distr::StandardNormal;
 
-use crate::anatomy::{Anatomy, SpinePoint};
-use crate::noise::value_noise;
+use crate::anatomy::Anatomy;
+use crate::noise::noise_plane;
 use crate::protocol::{ImagePlane, plane_normal};
 use crate::tissue::{Contrast, TISSUE_COUNT};
 
@@ -27,6 +27,11 @@ pub struct TissueMap {
 
 /// Classifies every pixel of a plane, sampling `SLICE_SAMPLES` points across the slice
 /// thickness with a small in-plane jitter (anti-aliasing).
+///
+/// Adaptive: the middle sample is classified at every pixel and the front and back samples on
+/// a grid of every second pixel; a pixel whose 3 x 3 middle neighbourhood and surrounding grid
+/// samples all agree is uniform (all samples that tissue), and only the others, near a tissue
+/// boundary, get their own front and back samples.
 pub fn tissue_map(
     anatomy: &Anatomy,
     plane: &ImagePlane,
@@ -35,33 +40,70 @@ pub fn tissue_map(
     thickness: f64,
 ) -> TissueMap {
     let normal = plane_normal(plane);
-    let mut tissues = Vec::with_capacity(matrix * matrix * SLICE_SAMPLES);
-    let mut texture = Vec::with_capacity(matrix * matrix);
-    let mut gain = Vec::with_capacity(matrix * matrix);
-    let seed = anatomy.texture_seed();
-    let table_y = anatomy.to_patient(SpinePoint { s: anatomy.disc_s(2), u: anatomy.skin_u(), x: 0.0 })[1];
+    let n = matrix;
+    let point = |r: f64, c: f64, offset: f64| -> [f64; 3] {
+        let (fr, fc) = (r * pixel_mm, c * pixel_mm);
+        [
+            plane.position[0] + fc * plane.row[0] + fr * plane.col[0] + offset * normal[0],
+            plane.position[1] + fc * plane.row[1] + fr * plane.col[1] + offset * normal[1],
+            plane.position[2] + fc * plane.row[2] + fr * plane.col[2] + offset * normal[2],
+        ]
+    };
     let jitter = [(-0.25, 0.2), (0.0, -0.25), (0.25, 0.1)];
-    for r in 0..matrix {
-        for c in 0..matrix {
-            let (fr, fc) = (r as f64 * pixel_mm, c as f64 * pixel_mm);
-            let centre = [
-                plane.position[0] + fc * plane.row[0] + fr * plane.col[0],
-                plane.position[1] + fc * plane.row[1] + fr * plane.col[1],
-                plane.position[2] + fc * plane.row[2] + fr * plane.col[2],
-            ];
-            for (k, &(jr, jc)) in jitter.iter().enumerate().take(SLICE_SAMPLES) {
-                let offset = thickness * ((k as f64 + 0.5) / SLICE_SAMPLES as f64 - 0.5);
-                let (dr, dc) = (jr * pixel_mm, jc * pixel_mm);
-                let p = [
-                    centre[0] + offset * normal[0] + dc * plane.row[0] + dr * plane.col[0],
-                    centre[1] + offset * normal[1] + dc * plane.row[1] + dr * plane.col[1],
-                    centre[2] + offset * normal[2] + dc * plane.row[2] + dr * plane.col[2],
-                ];
-                tissues.push(anatomy.tissue(p) as u8);
+    let offset = |k: usize| thickness * ((k as f64 + 0.5) / SLICE_SAMPLES as f64 - 0.5);
+    let sample = |r: usize, c: usize, k: usize| {
+        let (jr, jc) = jitter[k];
+        anatomy.tissue(point(r as f64 + jr, c as f64 + jc, offset(k))) as u8
+    };
+    let middle: Vec<u8> = (0..n * n).map(|i| sample(i / n, i % n, 1)).collect();
+    let g = n / 2 + 1;
+    let grid = |k: usize| -> Vec<u8> {
+        (0..g * g)
+            .map(|i| anatomy.tissue(point((2 * (i / g)) as f64, (2 * (i % g)) as f64, offset(k))) as u8)
+            .collect()
+    };
+    let (front, back) = (grid(0), grid(SLICE_SAMPLES - 1));
+    let mut tissues = Vec::with_capacity(n * n * SLICE_SAMPLES);
+    for r in 0..n {
+        for c in 0..n {
+            let t = middle[r * n + c];
+            let rows = r.saturating_sub(1)..=(r + 1).min(n - 1);
+            let mut uniform = rows.into_iter().all(|rr| {
+                middle[rr * n + c.saturating_sub(1)..=rr * n + (c + 1).min(n - 1)].iter().all(|&v| v == t)
+            });
+            if uniform {
+                'grid: for gr in r / 2..=r.div_ceil(2) {
+                    for gc in c / 2..=c.div_ceil(2) {
+                        if front[gr * g + gc] != t || back[gr * g + gc] != t {
+                            uniform = false;
+                            break 'grid;
+                        }
+                    }
+                }
             }
-            let grain =
-                1.0 + 0.08 * value_noise(seed, centre, 2.5) + 0.05 * value_noise(seed ^ 0x77, centre, 1.1);
-            texture.push(grain as f32);
+            if uniform {
+                tissues.extend_from_slice(&[t; SLICE_SAMPLES]);
+            } else {
+                tissues.push(sample(r, c, 0));
+                tissues.push(t);
+                tissues.push(sample(r, c, 2));
+            }
+        }
+    }
+    // Texture: two octaves of per-image value noise (about 2.5 and 1.1 mm grain).
+    let seed = anatomy.texture_seed();
+    let key = {
+        let centre = point(n as f64 / 2.0, n as f64 / 2.0, 0.0);
+        (centre[0] * 7.0 + centre[1] * 3.0 + centre[2] * 5.0).round() as i32
+    };
+    let coarse = noise_plane(seed, key, n, 2.5 / pixel_mm);
+    let fine = noise_plane(seed ^ 0x77, key, n, 1.1 / pixel_mm);
+    let texture = coarse.iter().zip(&fine).map(|(&a, &b)| 1.0 + 0.08 * a + 0.05 * b).collect();
+    let table_y = anatomy.table_y();
+    let mut gain = Vec::with_capacity(n * n);
+    for r in 0..n {
+        for c in 0..n {
+            let centre = point(r as f64, c as f64, 0.0);
             // Posterior spine coil: brighter towards the back; gentle smooth field on top.
             let depth = (table_y - centre[1]).max(0.0);
             let coil = 0.45 + 0.75 * (-depth / 120.0).exp();

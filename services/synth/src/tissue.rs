@@ -111,7 +111,7 @@ impl Tissue {
         let (pd, t1, t2) = match self {
             Self::Air => (0.0, 1000.0, 1.0),
             Self::Fat => (0.95, 280.0, 165.0),
-            Self::Muscle => (0.75, 900.0, 38.0),
+            Self::Muscle => (0.75, 900.0, 50.0),
             Self::Marrow => (0.85, 480.0, 85.0),
             Self::Cortex => (0.06, 1000.0, 2.0),
             Self::Annulus => (0.6, 900.0, 45.0),

@@ -154,11 +154,18 @@ impl Anatomy {
         if u > front - 16.0 && x.abs() < half_width + 40.0 {
             return Tissue::Fat;
         }
-        let pattern = value_noise(self.texture_seed ^ 0xB0, p, 16.0);
-        if pattern > 0.6 {
+        // Bowel: iso-contours of smooth noise look like convoluted loops (dark wall, mixed
+        // contents, fluid, some gas), with mesenteric fat between groups of loops.
+        if value_noise(self.texture_seed ^ 0xB1, p, 30.0) > 0.45 {
+            return Tissue::Fat;
+        }
+        let loops = value_noise(self.texture_seed ^ 0xB0, p, 13.0);
+        if loops.abs() < 0.06 {
+            Tissue::Muscle
+        } else if loops > 0.4 {
             Tissue::BowelFluid
-        } else if pattern < -0.6 {
-            Tissue::Fat
+        } else if loops < -0.55 {
+            Tissue::Air
         } else {
             Tissue::Viscera
         }

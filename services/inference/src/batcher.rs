@@ -1,0 +1,252 @@
+//! Dynamic batching: a bounded queue per model and one worker thread per session that gathers
+//! requests up to a row count or a delay, skips expired or abandoned ones, and runs the batch.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use crate::config::BatchConfig;
+use crate::error::{Error, Result};
+use crate::metrics::ModelMetrics;
+use crate::session::{BatchInput, ModelSession};
+
+/// What a caller gets back: its own rows' outputs and how they ran.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobOutput {
+    /// One output per row of the caller's input.
+    pub values: Vec<f32>,
+    /// Rows in the batch these rows ran in (>= 1).
+    pub batch_rows: usize,
+    /// From enqueue to result.
+    pub latency: Duration,
+}
+
+/// One caller's rows, waiting to run.
+struct Job {
+    input: BatchInput,
+    deadline: Option<Instant>,
+    enqueued_at: Instant,
+    reply: oneshot::Sender<Result<JobOutput>>,
+}
+
+/// The queue shared by a model's workers; `carry` holds a request that did not fit the last batch.
+struct Intake {
+    receiver: Receiver<Job>,
+    carry: Option<Job>,
+}
+
+/// The sending side of a model's batching queue. Dropping it lets the workers finish what is
+/// queued and exit, dropping their sessions.
+#[derive(Debug)]
+pub struct Batcher {
+    sender: SyncSender<Job>,
+    config: BatchConfig,
+    label: String,
+    metrics: Arc<ModelMetrics>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job").field("rows", &self.input.rows).finish_non_exhaustive()
+    }
+}
+
+impl Batcher {
+    /// Starts one worker thread per session.
+    pub fn start(
+        label: &str,
+        sessions: Vec<ModelSession>,
+        config: BatchConfig,
+        metrics: Arc<ModelMetrics>,
+    ) -> Result<Self> {
+        let config = BatchConfig {
+            max_batch_size: config.max_batch_size.max(1),
+            queue_capacity: config.queue_capacity.max(1),
+            ..config
+        };
+        let (sender, receiver) = sync_channel(config.queue_capacity);
+        let intake = Arc::new(Mutex::new(Intake { receiver, carry: None }));
+        for (index, session) in sessions.into_iter().enumerate() {
+            let intake = Arc::clone(&intake);
+            let metrics = Arc::clone(&metrics);
+            std::thread::Builder::new()
+                .name(format!("infer-{index}-{label}"))
+                .spawn(move || worker(session, &intake, config, &metrics))
+                .map_err(|source| Error::Inference(format!("cannot start a worker thread: {source}")))?;
+        }
+        Ok(Self { sender, config, label: label.to_owned(), metrics })
+    }
+
+    /// The batching settings in force.
+    pub fn config(&self) -> BatchConfig {
+        self.config
+    }
+
+    /// Queues `input` and waits for its outputs, at most until `deadline`.
+    pub async fn infer(&self, input: BatchInput, deadline: Option<Instant>) -> Result<JobOutput> {
+        if deadline.is_some_and(|deadline| deadline <= Instant::now()) {
+            ModelMetrics::bump(&self.metrics.deadline_expired);
+            return Err(Error::DeadlineExceeded);
+        }
+        let (reply, response) = oneshot::channel();
+        let job = Job { input, deadline, enqueued_at: Instant::now(), reply };
+        self.metrics.queued.fetch_add(1, Ordering::Relaxed);
+        match self.sender.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.metrics.queued.fetch_sub(1, Ordering::Relaxed);
+                ModelMetrics::bump(&self.metrics.queue_full);
+                return Err(Error::QueueFull {
+                    model: self.label.clone(),
+                    capacity: self.config.queue_capacity,
+                });
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.metrics.queued.fetch_sub(1, Ordering::Relaxed);
+                return Err(Error::Unavailable(self.label.clone()));
+            }
+        }
+        let answer = match deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline.into(), response).await {
+                Ok(answer) => answer,
+                Err(_elapsed) => {
+                    ModelMetrics::bump(&self.metrics.deadline_expired);
+                    return Err(Error::DeadlineExceeded);
+                }
+            },
+            None => response.await,
+        };
+        answer.unwrap_or_else(|_| Err(Error::Unavailable(self.label.clone())))
+    }
+}
+
+fn next_job(intake: &mut Intake, until: Option<Instant>, metrics: &ModelMetrics) -> Option<Job> {
+    if let Some(job) = intake.carry.take() {
+        return Some(job);
+    }
+    let received = match until {
+        None => intake.receiver.recv().ok(),
+        Some(until) => {
+            let now = Instant::now();
+            if now >= until {
+                intake.receiver.try_recv().ok()
+            } else {
+                intake.receiver.recv_timeout(until - now).ok()
+            }
+        }
+    };
+    if received.is_some() {
+        metrics.queued.fetch_sub(1, Ordering::Relaxed);
+    }
+    received
+}
+
+/// Blocks for a first request, then gathers more until the batch is full or the delay is over.
+/// `None` when the queue is closed and empty.
+fn gather(intake: &Mutex<Intake>, config: BatchConfig, metrics: &ModelMetrics) -> Option<Vec<Job>> {
+    let mut intake = intake.lock().unwrap_or_else(PoisonError::into_inner);
+    let first = next_job(&mut intake, None, metrics)?;
+    let until = Instant::now() + config.max_delay();
+    let mut rows = first.input.rows;
+    let mut jobs = vec![first];
+    while rows < config.max_batch_size {
+        let Some(job) = next_job(&mut intake, Some(until), metrics) else {
+            break;
+        };
+        if rows + job.input.rows > config.max_batch_size {
+            intake.carry = Some(job);
+            break;
+        }
+        rows += job.input.rows;
+        jobs.push(job);
+    }
+    Some(jobs)
+}
+
+fn worker(mut session: ModelSession, intake: &Mutex<Intake>, config: BatchConfig, metrics: &ModelMetrics) {
+    while let Some(jobs) = gather(intake, config, metrics) {
+        run_jobs(&mut session, jobs, metrics);
+    }
+}
+
+fn run_guarded(session: &mut ModelSession, input: &BatchInput) -> Result<Vec<f32>> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| session.run(input)))
+        .unwrap_or_else(|_| Err(Error::Inference("onnx runtime panicked".to_owned())))
+}
+
+fn reply(job: Job, result: Result<Vec<f32>>, batch_rows: usize, metrics: &ModelMetrics) {
+    let latency = job.enqueued_at.elapsed();
+    let result = result.map(|values| JobOutput { values, batch_rows, latency });
+    let counter = if result.is_ok() { &metrics.requests_ok } else { &metrics.requests_failed };
+    ModelMetrics::bump(counter);
+    // A caller that gave up meanwhile simply does not receive it.
+    let _ = job.reply.send(result);
+}
+
+/// Runs the live jobs as one batch; if the batch fails, each job is retried alone so that one
+/// bad request cannot fail the others.
+fn run_jobs(session: &mut ModelSession, jobs: Vec<Job>, metrics: &ModelMetrics) {
+    let now = Instant::now();
+    let mut live = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        if job.reply.is_closed() {
+            ModelMetrics::bump(&metrics.cancelled);
+        } else if job.deadline.is_some_and(|deadline| deadline <= now) {
+            ModelMetrics::bump(&metrics.deadline_expired);
+            let _ = job.reply.send(Err(Error::DeadlineExceeded));
+        } else {
+            live.push(job);
+        }
+    }
+    let rows: usize = live.iter().map(|job| job.input.rows).sum();
+    if live.is_empty() {
+        return;
+    }
+    ModelMetrics::bump(&metrics.batches);
+    metrics.rows.fetch_add(rows as u64, Ordering::Relaxed);
+    if live.len() == 1 {
+        for job in live {
+            let result = run_guarded(session, &job.input);
+            reply(job, result, rows, metrics);
+        }
+        return;
+    }
+    let batch = concat(&live, rows);
+    match run_guarded(session, &batch) {
+        Ok(outputs) => {
+            let mut offset = 0;
+            for job in live {
+                let end = offset + job.input.rows;
+                let own = outputs[offset..end].to_vec();
+                offset = end;
+                reply(job, Ok(own), rows, metrics);
+            }
+        }
+        Err(error) => {
+            tracing::warn!(error = %error, requests = live.len(), "batch failed, running its requests one by one");
+            for job in live {
+                let own_rows = job.input.rows;
+                let result = run_guarded(session, &job.input);
+                reply(job, result, own_rows, metrics);
+            }
+        }
+    }
+}
+
+fn concat(jobs: &[Job], rows: usize) -> BatchInput {
+    let image_len: usize = jobs.iter().map(|job| job.input.image.len()).sum();
+    let mut image = Vec::with_capacity(image_len);
+    let with_clinical = jobs.first().is_some_and(|job| job.input.clinical.is_some());
+    let mut clinical = with_clinical.then(Vec::new);
+    for job in jobs {
+        image.extend_from_slice(&job.input.image);
+        if let (Some(all), Some(own)) = (clinical.as_mut(), job.input.clinical.as_ref()) {
+            all.extend_from_slice(own);
+        }
+    }
+    BatchInput { rows, image: Arc::new(image), clinical }
+}

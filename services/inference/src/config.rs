@@ -1,0 +1,210 @@
+//! Configuration of the inference service: repository, runtime, providers, pools and batching.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tfesi_platform::{ConfigError, Validate};
+
+/// Execution provider a deployment asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// ONNX Runtime's CPU execution provider.
+    #[default]
+    Cpu,
+    /// NVIDIA CUDA execution provider (crate feature `cuda`, onnxruntime-gpu library).
+    Cuda,
+}
+
+impl ProviderKind {
+    /// Lowercase name used in logs, metrics and health details.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Cuda => "cuda",
+        }
+    }
+}
+
+/// How ONNX Runtime sessions are created.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// The ONNX Runtime library; when unset: `ORT_DYLIB_PATH`, then the setup script's cache path.
+    pub library_path: Option<PathBuf>,
+    /// Execution provider asked for.
+    pub provider: ProviderKind,
+    /// When the provider asked for cannot be registered, use CPU (and say so) instead of failing.
+    pub allow_cpu_fallback: bool,
+    /// CUDA device ordinal.
+    pub cuda_device_id: i32,
+    /// Sessions per loaded model (each runs one batch at a time, on its own thread).
+    pub sessions_per_model: usize,
+    /// ONNX Runtime intra-op threads per session.
+    pub intra_op_threads: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        Self {
+            library_path: None,
+            provider: ProviderKind::Cpu,
+            allow_cpu_fallback: false,
+            cuda_device_id: 0,
+            sessions_per_model: cores.clamp(1, 8),
+            intra_op_threads: 1,
+        }
+    }
+}
+
+/// Dynamic batching of one model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    /// Most rows run together in one batch.
+    pub max_batch_size: usize,
+    /// Longest time the first request of a batch waits for others, in microseconds.
+    pub max_delay_us: u64,
+    /// Requests waiting beyond this are refused with RESOURCE_EXHAUSTED.
+    pub queue_capacity: usize,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        Self { max_batch_size: 8, max_delay_us: 500, queue_capacity: 256 }
+    }
+}
+
+impl BatchConfig {
+    /// The maximum delay as a [`Duration`].
+    pub fn max_delay(&self) -> Duration {
+        Duration::from_micros(self.max_delay_us)
+    }
+}
+
+/// Default gRPC port of the inference service.
+pub const DEFAULT_PORT: u16 = 50053;
+
+/// The inference service's configuration (`TFESI_INFERENCE__*`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// gRPC listener and limits.
+    pub server: tfesi_platform::ServerConfig,
+    /// Logs, traces, metrics.
+    pub telemetry: tfesi_platform::TelemetryConfig,
+    /// Root of the model repository (`<name>/<version>/{model.onnx,model.json}`).
+    pub repository_dir: PathBuf,
+    /// Model name used when a request names none.
+    pub default_model: String,
+    /// ONNX Runtime settings.
+    pub runtime: RuntimeConfig,
+    /// Batching used for every model without an entry in `model_batching`.
+    pub batching: BatchConfig,
+    /// Per model name batching overrides.
+    pub model_batching: BTreeMap<String, BatchConfig>,
+    /// Largest model file accepted by RegisterModel, in bytes.
+    pub max_model_bytes: u64,
+    /// Most rows in one Predict request.
+    pub max_rows_per_request: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            server: tfesi_platform::ServerConfig::on_port(DEFAULT_PORT),
+            telemetry: tfesi_platform::TelemetryConfig::default(),
+            repository_dir: PathBuf::from("models"),
+            default_model: "tfesi-test".to_owned(),
+            runtime: RuntimeConfig::default(),
+            batching: BatchConfig::default(),
+            model_batching: BTreeMap::new(),
+            max_model_bytes: 512 * 1024 * 1024,
+            max_rows_per_request: 64,
+        }
+    }
+}
+
+impl Config {
+    /// Batching for `model_name`.
+    pub fn batching_for(&self, model_name: &str) -> BatchConfig {
+        self.model_batching.get(model_name).copied().unwrap_or(self.batching)
+    }
+}
+
+fn check_batching(key: &str, batching: &BatchConfig) -> Result<(), ConfigError> {
+    if batching.max_batch_size == 0 {
+        return Err(ConfigError::invalid(format!("{key}.max_batch_size"), "must be at least 1"));
+    }
+    if batching.queue_capacity == 0 {
+        return Err(ConfigError::invalid(format!("{key}.queue_capacity"), "must be at least 1"));
+    }
+    if batching.max_delay_us > 1_000_000 {
+        return Err(ConfigError::invalid(format!("{key}.max_delay_us"), "must be at most 1000000 (1 s)"));
+    }
+    Ok(())
+}
+
+impl Validate for Config {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.server.validate()?;
+        self.telemetry.validate()?;
+        if self.default_model.is_empty() {
+            return Err(ConfigError::invalid("default_model", "must not be empty"));
+        }
+        if self.runtime.sessions_per_model == 0 || self.runtime.sessions_per_model > 64 {
+            return Err(ConfigError::invalid("runtime.sessions_per_model", "must be 1 to 64"));
+        }
+        if self.runtime.intra_op_threads == 0 || self.runtime.intra_op_threads > 256 {
+            return Err(ConfigError::invalid("runtime.intra_op_threads", "must be 1 to 256"));
+        }
+        if self.max_rows_per_request == 0 {
+            return Err(ConfigError::invalid("max_rows_per_request", "must be at least 1"));
+        }
+        if self.max_model_bytes == 0 {
+            return Err(ConfigError::invalid("max_model_bytes", "must be positive"));
+        }
+        check_batching("batching", &self.batching)?;
+        for (name, batching) in &self.model_batching {
+            check_batching(&format!("model_batching.{name}"), batching)?;
+        }
+        Ok(())
+    }
+}
+
+impl tfesi_platform::ServiceConfig for Config {
+    const NAME: &'static str = "inference";
+
+    fn server(&self) -> &tfesi_platform::ServerConfig {
+        &self.server
+    }
+
+    fn telemetry(&self) -> &tfesi_platform::TelemetryConfig {
+        &self.telemetry
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_is_valid_and_listens_on_the_inference_port() {
+        let config = Config::default();
+        config.validate().expect("valid");
+        assert_eq!(config.server.listen.port(), DEFAULT_PORT);
+    }
+
+    #[test]
+    fn zero_batch_size_is_refused_naming_the_key() {
+        let mut config = Config::default();
+        config
+            .model_batching
+            .insert("m".to_owned(), BatchConfig { max_batch_size: 0, ..BatchConfig::default() });
+        let error = config.validate().expect_err("invalid");
+        assert!(error.to_string().contains("model_batching.m.max_batch_size"), "{error}");
+    }
+}

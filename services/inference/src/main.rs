@@ -1,0 +1,5 @@
+//! The `tfesi-inference` binary.
+
+fn main() -> std::process::ExitCode {
+    tfesi_platform::run_main::<tfesi_inference::Config, _, _>(tfesi_inference::run)
+}

@@ -1,0 +1,89 @@
+//! Content-addressed store of de-identified instances on the local filesystem: sha256 names, written to a temporary file, fsynced, renamed, directory fsynced.
+//!
+//! object_store 0.14's `LocalFileSystem::put` stages and renames but does not fsync the file or
+//! the directory, which breaks "acknowledged means written, fsynced and renamed"; this module
+//! therefore writes with std::fs itself. The layout (`<root>/<aa>/<sha256>.dcm`) is readable by
+//! an object_store `LocalFileSystem` rooted at the same directory.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// A content-addressed directory of objects.
+#[derive(Debug, Clone)]
+pub struct ObjectStore {
+    root: PathBuf,
+}
+
+/// Result of a put: the object's name and size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    /// Lower-case hex sha256 of the bytes.
+    pub sha256: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+impl ObjectStore {
+    /// Opens (creating if needed) a store rooted at `root`.
+    pub fn open(root: impl Into<PathBuf>) -> std::io::Result<Self> {
+        let root = root.into();
+        fs::create_dir_all(root.join("tmp"))?;
+        Ok(Self { root })
+    }
+
+    /// Where the object with this hash lives.
+    pub fn path_of(&self, sha256: &str) -> PathBuf {
+        let prefix = sha256.get(..2).unwrap_or("00");
+        self.root.join(prefix).join(format!("{sha256}.dcm"))
+    }
+
+    /// Stores bytes under their sha256; idempotent. No partial file is ever visible under the
+    /// final name. Blocking: call from `spawn_blocking` in async code.
+    pub fn put(&self, bytes: &[u8]) -> std::io::Result<StoredObject> {
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        let size = bytes.len() as u64;
+        let final_path = self.path_of(&sha256);
+        if final_path.exists() {
+            return Ok(StoredObject { sha256, size });
+        }
+        let dir = final_path.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
+        fs::create_dir_all(&dir)?;
+        let temp_path = self.root.join("tmp").join(format!("{sha256}.{}.partial", uuid::Uuid::new_v4()));
+        let result = (|| {
+            let mut file = OpenOptions::new().write(true).create_new(true).open(&temp_path)?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            fs::rename(&temp_path, &final_path)?;
+            File::open(&dir)?.sync_all()
+        })();
+        if result.is_err() {
+            let _ignored = fs::remove_file(&temp_path);
+        }
+        result.map(|()| StoredObject { sha256, size })
+    }
+
+    /// Reads an object back.
+    pub fn get(&self, sha256: &str) -> std::io::Result<Vec<u8>> {
+        fs::read(self.path_of(sha256))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_is_content_addressed_idempotent_and_leaves_no_temp_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ObjectStore::open(dir.path()).expect("open");
+        let a = store.put(b"hello").expect("put");
+        let b = store.put(b"hello").expect("put again");
+        assert_eq!(a, b);
+        assert_eq!(store.get(&a.sha256).expect("get"), b"hello");
+        let leftovers = fs::read_dir(dir.path().join("tmp")).expect("tmp").count();
+        assert_eq!(leftovers, 0);
+    }
+}

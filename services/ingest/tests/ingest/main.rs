@@ -1,0 +1,8 @@
+//! Integration tests of tfesi-ingest: corpus parsing, de-identification, selection, storage and the network front doors.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod corpus;
+mod db;
+mod deid;
+mod outbox;
+mod selection;

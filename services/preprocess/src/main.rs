@@ -1,0 +1,4 @@
+//! The `tfesi-preprocess` binary.
+fn main() -> std::process::ExitCode {
+    tfesi_platform::run_main::<tfesi_preprocess::Config, _, _>(tfesi_preprocess::run)
+}

@@ -1,0 +1,7 @@
+//! Integration tests of tfesi-preprocess: the DICOM corpus, geometry, the Python reference.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+
+mod cache;
+mod corpus;
+mod reference;
+mod series;

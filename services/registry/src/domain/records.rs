@@ -1,0 +1,258 @@
+//! Validated write requests and the records the registry returns.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use std::collections::BTreeMap;
+
+use super::types::{
+    AdverseEvent, AnalgesicChange, Approach, EpisodeStatus, FollowUpMethod, Guidance, Indication, Level,
+    ModelRole, Sex, Side,
+};
+use super::validation::{Nrs, Pgic};
+use crate::error::{Error, Result};
+
+/// Longest free-text or reference field accepted (characters).
+const MAX_TEXT: usize = 1000;
+
+/// Tomorrow in UTC: the latest date a clinic anywhere can have reached today.
+fn latest_plausible_date() -> NaiveDate {
+    Utc::now().date_naive() + chrono::Days::new(1)
+}
+
+/// Checks a required short text field: non-empty, at most `max` characters.
+pub fn required_text(field: &'static str, text: &str, max: usize) -> Result<String> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    optional_text(field, trimmed, max)
+}
+
+/// Checks an optional free-text field: at most `max` characters.
+pub fn optional_text(field: &'static str, text: &str, max: usize) -> Result<String> {
+    if text.chars().count() > max {
+        return Err(Error::invalid(field, format!("longer than {max} characters")));
+    }
+    Ok(text.to_owned())
+}
+
+/// A treatment episode to create (the patient is created on first use).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewEpisode {
+    pub patient_id: Uuid,
+    /// Ingest's surrogate study id, when the MRI is already known (else LinkStudy later).
+    pub study_id: Option<Uuid>,
+    pub indication: Indication,
+    pub planned_levels: Vec<Level>,
+    pub planned_side: Side,
+    pub baseline_leg_nrs: Nrs,
+    pub baseline_back_nrs: Option<Nrs>,
+    pub symptom_duration_days: u32,
+    pub age_years: u8,
+    pub sex: Sex,
+    pub baseline_date: Option<NaiveDate>,
+}
+
+impl NewEpisode {
+    /// Range checks that the type system does not already give.
+    pub fn validate(self) -> Result<Self> {
+        if self.patient_id.is_nil() {
+            return Err(Error::invalid("patient_id", "must be a surrogate UUID, not nil"));
+        }
+        if self.symptom_duration_days > 36_500 {
+            return Err(Error::invalid("symptom_duration_days", "must be from 0 to 36500"));
+        }
+        if self.age_years > 120 {
+            return Err(Error::invalid("age_years", "must be from 0 to 120"));
+        }
+        Ok(self)
+    }
+}
+
+/// The index injection of an episode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewInjection {
+    pub episode_id: Uuid,
+    pub injection_date: NaiveDate,
+    pub levels: Vec<Level>,
+    pub side: Side,
+    pub approach: Approach,
+    pub guidance: Guidance,
+    pub contrast_used: bool,
+    pub drug_code: String,
+    pub drug_text: String,
+    pub dose_mg: f64,
+    pub local_anaesthetic: String,
+    pub recorded_by: String,
+}
+
+impl NewInjection {
+    /// Range and text checks.
+    pub fn validate(self) -> Result<Self> {
+        if !(self.dose_mg.is_finite() && self.dose_mg > 0.0 && self.dose_mg <= 1000.0) {
+            return Err(Error::invalid("dose_mg", "must be a number above 0 and at most 1000"));
+        }
+        if self.injection_date > latest_plausible_date() {
+            return Err(Error::invalid("injection.injection_date", "must not be in the future"));
+        }
+        let drug_code = required_text("drug_code", &self.drug_code, 64)?;
+        let drug_text = optional_text("drug_text", &self.drug_text, MAX_TEXT)?;
+        let local_anaesthetic = optional_text("local_anaesthetic", &self.local_anaesthetic, 500)?;
+        let recorded_by = required_text("recorded_by", &self.recorded_by, 200)?;
+        Ok(NewInjection { drug_code, drug_text, local_anaesthetic, recorded_by, ..self })
+    }
+}
+
+/// The content of one follow-up version (a recording or an amendment).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FollowUpContent {
+    pub follow_up_date: NaiveDate,
+    pub leg_nrs: Nrs,
+    pub back_nrs: Option<Nrs>,
+    pub pgic: Option<Pgic>,
+    pub analgesic_change: Option<AnalgesicChange>,
+    /// `None`: not asked. Only `Some(true)` excludes from labels.
+    pub repeat_injection: Option<bool>,
+    pub surgery: Option<bool>,
+    pub adverse_events: Vec<AdverseEvent>,
+    pub adverse_event_note: String,
+    pub method: FollowUpMethod,
+    pub entered_by: String,
+    /// The caller accepts a date outside the window (it is then excluded from labels by default).
+    pub accept_out_of_window: bool,
+}
+
+impl FollowUpContent {
+    /// Text checks.
+    pub fn validate(self) -> Result<Self> {
+        if self.follow_up_date > latest_plausible_date() {
+            return Err(Error::invalid("follow_up.follow_up_date", "must not be in the future"));
+        }
+        let adverse_event_note = optional_text("adverse_event_note", &self.adverse_event_note, 2000)?;
+        let entered_by = required_text("entered_by", &self.entered_by, 200)?;
+        Ok(FollowUpContent { adverse_event_note, entered_by, ..self })
+    }
+}
+
+/// One model's output in a pipeline job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelOutput {
+    pub model_role: ModelRole,
+    pub model_name: String,
+    pub model_version: String,
+    pub preprocessing_spec_version: String,
+    pub probability: f64,
+    pub threshold: f64,
+    pub execution_provider: String,
+    pub predicted_at: DateTime<Utc>,
+    pub tensor_sha256: String,
+    /// Clinical features given to the model (name -> value).
+    pub clinical: BTreeMap<String, f64>,
+}
+
+impl ModelOutput {
+    /// Range and text checks.
+    pub fn validate(self) -> Result<Self> {
+        if !(self.probability.is_finite() && (0.0..=1.0).contains(&self.probability)) {
+            return Err(Error::invalid("probability", "must be a number from 0 to 1"));
+        }
+        if !(self.threshold.is_finite() && (0.0..=1.0).contains(&self.threshold)) {
+            return Err(Error::invalid("threshold", "must be a number from 0 to 1"));
+        }
+        if self.clinical.values().any(|value| !value.is_finite()) {
+            return Err(Error::invalid("clinical", "values must be finite"));
+        }
+        Ok(ModelOutput {
+            model_name: required_text("model.name", &self.model_name, 200)?,
+            model_version: required_text("model.version", &self.model_version, 200)?,
+            preprocessing_spec_version: required_text("spec_version", &self.preprocessing_spec_version, 200)?,
+            execution_provider: required_text("execution_provider", &self.execution_provider, 64)?,
+            tensor_sha256: optional_text("tensor_sha256", &self.tensor_sha256, 64)?,
+            ..self
+        })
+    }
+}
+
+/// The predictions of one pipeline job for one study (champion first, then shadow), recorded
+/// once per job id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PredictionJob {
+    pub job_id: String,
+    pub study_id: Uuid,
+    pub series_id: Uuid,
+    pub outputs: Vec<ModelOutput>,
+}
+
+impl PredictionJob {
+    /// One or two outputs, distinct roles, each valid.
+    pub fn validate(self) -> Result<Self> {
+        let job_id = required_text("job_id", &self.job_id, 200)?;
+        if self.outputs.is_empty() || self.outputs.len() > 2 {
+            return Err(Error::invalid("predictions", "one or two predictions are required"));
+        }
+        if self.outputs.len() == 2 && self.outputs[0].model_role == self.outputs[1].model_role {
+            return Err(Error::invalid("predictions", "the two predictions need different roles"));
+        }
+        let outputs = self.outputs.into_iter().map(ModelOutput::validate).collect::<Result<Vec<_>>>()?;
+        Ok(PredictionJob { job_id, outputs, ..self })
+    }
+}
+
+/// A stored prediction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    pub prediction_id: Uuid,
+    pub job_id: String,
+    pub study_id: Uuid,
+    pub series_id: Uuid,
+    pub recorded_at: DateTime<Utc>,
+    pub output: ModelOutput,
+}
+
+/// A stored episode with its current status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Episode {
+    pub episode_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub status: EpisodeStatus,
+    pub status_note: String,
+    pub status_changed_at: DateTime<Utc>,
+    pub status_changed_by: String,
+    pub details: NewEpisode,
+}
+
+/// A stored injection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Injection {
+    pub injection_id: Uuid,
+    pub recorded_at: DateTime<Utc>,
+    pub details: NewInjection,
+}
+
+/// A stored follow-up version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FollowUp {
+    pub follow_up_id: Uuid,
+    pub episode_id: Uuid,
+    pub version: u32,
+    pub is_current: bool,
+    pub amendment_reason: Option<String>,
+    pub days_since_injection: u32,
+    pub in_window: bool,
+    pub recorded_at: DateTime<Utc>,
+    pub content: FollowUpContent,
+}
+
+/// Everything about one episode: what `GetEpisode` returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpisodeView {
+    pub episode: Episode,
+    pub injection: Option<Injection>,
+    pub predictions: Vec<Prediction>,
+    /// Every follow-up version, oldest first; at most one is current.
+    pub follow_ups: Vec<FollowUp>,
+    /// Highest event id of the episode: increases with every change.
+    pub revision: i64,
+}

@@ -1,0 +1,172 @@
+//! Postgres persistence of the registry: one transaction per operation, compile-checked queries.
+
+mod episodes;
+pub mod events;
+mod follow_ups;
+mod idempotency;
+mod listing;
+mod performance;
+mod predictions;
+mod rows;
+mod snapshots;
+
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::config::RegistryConfig;
+use crate::domain::types::EpisodeStatus;
+use crate::error::{Error, Result};
+
+pub use follow_ups::{DueFollowUp, DuePage, DueState};
+pub use listing::{EpisodeFilter, StoredEvent};
+pub use performance::{LabelCounts, ModelPerformance};
+pub use predictions::RecordedJob;
+pub use snapshots::{SnapshotRequest, SnapshotSummary};
+
+/// Handle to the registry's tables (cheap to clone: the pool is shared).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: PgPool,
+    config: RegistryConfig,
+}
+
+/// Kinds of events written to `registry.events` (announced on channel `registry_events`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    EpisodeCreated,
+    StudyLinked,
+    InjectionRecorded,
+    PredictionRecorded,
+    FollowUpRecorded,
+    FollowUpAmended,
+    StatusChanged,
+}
+
+impl EventKind {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::EpisodeCreated => "episode_created",
+            EventKind::StudyLinked => "study_linked",
+            EventKind::InjectionRecorded => "injection_recorded",
+            EventKind::PredictionRecorded => "prediction_recorded",
+            EventKind::FollowUpRecorded => "follow_up_recorded",
+            EventKind::FollowUpAmended => "follow_up_amended",
+            EventKind::StatusChanged => "status_changed",
+        }
+    }
+
+    /// Parses the stored spelling.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            EventKind::EpisodeCreated,
+            EventKind::StudyLinked,
+            EventKind::InjectionRecorded,
+            EventKind::PredictionRecorded,
+            EventKind::FollowUpRecorded,
+            EventKind::FollowUpAmended,
+            EventKind::StatusChanged,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == text)
+    }
+
+    /// Whether this event can change a label (and so the label counts).
+    pub fn affects_labels(self) -> bool {
+        matches!(self, EventKind::FollowUpRecorded | EventKind::FollowUpAmended | EventKind::StatusChanged)
+    }
+}
+
+impl Store {
+    /// Wraps a pool whose database has the migrations applied.
+    pub fn new(pool: PgPool, config: RegistryConfig) -> Result<Self> {
+        config.follow_up_window.validate()?;
+        Ok(Store { pool, config })
+    }
+
+    /// The underlying pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &RegistryConfig {
+        &self.config
+    }
+}
+
+/// Appends an event in the caller's transaction; it is announced when that transaction commits.
+async fn append_event(
+    conn: &mut PgConnection,
+    episode_id: Uuid,
+    kind: EventKind,
+    subject: &str,
+) -> Result<()> {
+    sqlx::query!(
+        "INSERT INTO registry.events (episode_id, kind, subject) VALUES ($1, $2, $3)",
+        episode_id,
+        kind.as_str(),
+        subject
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Locks an episode row for the rest of the transaction and returns its status, so that writes
+/// to one episode (follow-ups, amendments, status changes) are serialised.
+async fn lock_episode(conn: &mut PgConnection, episode_id: Uuid) -> Result<EpisodeStatus> {
+    let row = sqlx::query!(
+        "SELECT outcome_status, outcome_reason FROM registry.episodes WHERE episode_id = $1 FOR UPDATE",
+        episode_id
+    )
+    .fetch_optional(conn)
+    .await?;
+    let row = row.ok_or_else(|| Error::not_found("episode", episode_id))?;
+    EpisodeStatus::from_columns(&row.outcome_status, row.outcome_reason.as_deref())
+}
+
+/// Sets the episode's current status and appends it to the history, with an event.
+async fn change_status(
+    conn: &mut PgConnection,
+    episode_id: Uuid,
+    status: EpisodeStatus,
+    note: &str,
+    changed_by: &str,
+) -> Result<()> {
+    let status_text = status.status().as_str();
+    let reason_text = status.reason().map(|reason| reason.as_str());
+    sqlx::query!(
+        "UPDATE registry.episodes SET outcome_status = $2, outcome_reason = $3, updated_at = now()
+         WHERE episode_id = $1",
+        episode_id,
+        status_text,
+        reason_text
+    )
+    .execute(&mut *conn)
+    .await?;
+    let change_id = sqlx::query_scalar!(
+        "INSERT INTO registry.outcome_status_history (episode_id, outcome_status, outcome_reason, note, changed_by)
+         VALUES ($1, $2, $3, $4, $5) RETURNING change_id",
+        episode_id,
+        status_text,
+        reason_text,
+        note,
+        changed_by
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    append_event(conn, episode_id, EventKind::StatusChanged, &change_id.to_string()).await
+}
+
+/// Converts a stored non-negative integer column, reporting corruption instead of panicking.
+fn stored_u32(column: &'static str, value: i32) -> Result<u32> {
+    u32::try_from(value)
+        .map_err(|_| Error::Database(sqlx::Error::Decode(format!("negative {column}").into())))
+}
+
+/// Converts a stored small integer column (scores, ages) into a u8.
+fn stored_u8(column: &'static str, value: i16) -> Result<u8> {
+    u8::try_from(value)
+        .map_err(|_| Error::Database(sqlx::Error::Decode(format!("out of range {column}").into())))
+}
