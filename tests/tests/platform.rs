@@ -61,6 +61,28 @@ struct Harness {
     postgres: FaultProxy,
     redis: FaultProxy,
     database: String,
+    _models: Option<tempfile::TempDir>,
+}
+
+/// A private copy of the repository's bundled model repository (inference writes its champion
+/// state there, which must not touch the checkout).
+fn copy_of_bundled_models() -> tempfile::TempDir {
+    fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    }
+    let bundled = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(&bundled, copy.path());
+    copy
 }
 
 impl Harness {
@@ -80,9 +102,13 @@ impl Harness {
             env.push((format!("{prefix}REDIS__URL"), format!("redis://{}/0", redis.address())));
             env.push((format!("{prefix}REDIS__KEY_PREFIX"), database.clone()));
         }
+        let models = (service.name == "inference").then(copy_of_bundled_models);
+        if let Some(models) = &models {
+            env.push((format!("{prefix}REPOSITORY_DIR"), models.path().display().to_string()));
+        }
         env.extend_from_slice(extra_env);
         let process = ServiceProcess::start(service.binary, service.name, &env);
-        Self { process, postgres, redis, database }
+        Self { process, postgres, redis, database, _models: models }
     }
 
     fn proxy(&self, dependency: Dependency) -> &FaultProxy {
