@@ -6,7 +6,7 @@ use bytes::Bytes;
 use tfesi_ingest::{ParseLimits, QuarantineReason, RejectCode, Verdict, parse_instance};
 
 pub fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dicom-corpus")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/dicom-corpus")
 }
 
 pub fn corpus_file(relative: &str) -> Bytes {

@@ -6,7 +6,7 @@ use tfesi_preprocess::Error;
 use tfesi_preprocess::decode::{DecodeLimits, DecodedInstance, decode_instance};
 
 fn corpus_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dicom-corpus")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/dicom-corpus")
 }
 
 struct Row {

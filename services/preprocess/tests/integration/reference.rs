@@ -136,7 +136,7 @@ fn corpus_rescaled_frames(instance: &DecodedInstance) -> Vec<Array2<f32>> {
 
 #[test]
 fn corpus_mr_files_normalise_like_the_python_reference() {
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dicom-corpus/valid");
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/dicom-corpus/valid");
     let mut compared = 0;
     for entry in std::fs::read_dir(&corpus).unwrap() {
         let path = entry.unwrap().path();
