@@ -15,6 +15,8 @@ const EXPECTED: [(&str, &[&str]); 4] = [
             "LookupIds",
             "ResolvePatient",
             "ListQuarantine",
+            "GetSeries",
+            "ReportJobStatus",
         ],
     ),
     (

@@ -7,7 +7,7 @@ Graph: Conv(S->4, 5x5, stride 4) -> Relu -> GlobalAveragePool -> concat clinical
 
 The self-test vectors in the card are computed here with onnxruntime (standing in for the
 training framework until the trained model exists). Their inputs are described by a
-deterministic pattern rather than stored inline (one 9x256x256 image is 2.4 MB of floats):
+deterministic pattern rather than stored inline (one 11x256x256 image is 2.4 MB of floats):
     k_i     = (multiplier * i + increment) mod modulus        (exact integer arithmetic)
     value_i = float32(offset) + float32(scale) * float32(k_i)  (two float32 operations)
 so any implementation reproduces them bit for bit.
@@ -32,8 +32,8 @@ from onnx import TensorProto, helper, numpy_helper
 MODEL_NAME = "tfesi-test"
 MODEL_VERSION = "1"
 # Preprocessing spec the tensors must come from (services/preprocess/src/spec.rs).
-SPEC_VERSION = "t2sag-v1"
-SLICES, HEIGHT, WIDTH = 9, 256, 256
+SPEC_VERSION = "tfesi-prep-v1"
+SLICES, HEIGHT, WIDTH = 11, 256, 256
 CLINICAL_FEATURES = [
     ("baseline_leg_nrs", "leg pain NRS-11 before the injection, 0 to 10, divided by 10"),
     ("age_years", "age at injection in years, divided by 100"),

@@ -150,7 +150,7 @@ pub struct ModelCard {
     pub synthetic: bool,
     /// SHA-256 (hex) of `model.onnx`.
     pub model_sha256: String,
-    /// Preprocessing spec version the model expects, e.g. `t2sag-v1`.
+    /// Preprocessing spec version the model expects, e.g. `tfesi-prep-v1`.
     pub spec_version: String,
     /// Declared inputs: `image` and optionally `clinical`.
     pub inputs: Vec<TensorDecl>,

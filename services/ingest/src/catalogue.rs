@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use rand::Rng;
-use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
@@ -185,19 +184,7 @@ pub async fn record_quarantine(
 }
 
 /// The job a completed study puts in the outbox (surrogate ids and de-identified UIDs only).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Job {
-    /// Job id (idempotency key downstream).
-    pub job_id: Uuid,
-    /// Study id.
-    pub study_id: Uuid,
-    /// Surrogate patient id.
-    pub patient_uuid: Uuid,
-    /// De-identified Series Instance UID of the selected series.
-    pub series_uid: String,
-    /// sha256 names of the series' stored instances.
-    pub objects: Vec<String>,
-}
+pub type Job = tfesi_platform::jobs::PipelineJob;
 
 /// Errors of study completion.
 #[derive(Debug, thiserror::Error)]
@@ -266,13 +253,25 @@ pub async fn complete_study(
         .execute(&mut *tx)
         .await?;
     }
-    let job = selection.selected.as_ref().map(|series_uid| Job {
-        job_id: Uuid::new_v4(),
-        study_id,
-        patient_uuid,
-        series_uid: series_uid.clone(),
-        objects: series.get(series_uid).map(|(_, shas)| shas.clone()).unwrap_or_default(),
-    });
+    let job = match selection.selected.as_ref() {
+        Some(series_uid) => {
+            let series_id: Uuid =
+                sqlx::query_scalar("SELECT series_id FROM ingest.series WHERE series_uid = $1")
+                    .bind(series_uid)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            Some(Job {
+                job_id: Uuid::new_v4().to_string(),
+                study_id: study_id.to_string(),
+                patient_uuid: patient_uuid.to_string(),
+                series_id: series_id.to_string(),
+                series_uid: series_uid.clone(),
+                objects: series.get(series_uid).map(|(_, shas)| shas.clone()).unwrap_or_default(),
+                traceparent: tfesi_platform::telemetry::current_traceparent(),
+            })
+        }
+        None => None,
+    };
     let new_status = if job.is_some() { "selected" } else { "no_eligible_series" };
     sqlx::query("UPDATE ingest.studies SET status = $2, selected_series = $3, completed_at = now() WHERE study_id = $1")
         .bind(study_id)
@@ -282,7 +281,7 @@ pub async fn complete_study(
         .await?;
     if let Some(job) = &job {
         sqlx::query("INSERT INTO ingest.outbox (job_id, study_id, payload) VALUES ($1, $2, $3)")
-            .bind(job.job_id)
+            .bind(Uuid::parse_str(&job.job_id).map_err(|e| sqlx::Error::Encode(Box::new(e)))?)
             .bind(study_id)
             .bind(serde_json::to_value(job).map_err(|e| sqlx::Error::Encode(Box::new(e)))?)
             .execute(&mut *tx)

@@ -68,4 +68,18 @@ impl Ingest for IngestApi {
     ) -> Result<Response<pb::ListQuarantineResponse>, Status> {
         Err(missing("quarantine listing"))
     }
+
+    async fn get_series(
+        &self,
+        _request: Request<pb::GetSeriesRequest>,
+    ) -> Result<Response<pb::GetSeriesResponse>, Status> {
+        Err(missing("series lookup"))
+    }
+
+    async fn report_job_status(
+        &self,
+        _request: Request<pb::ReportJobStatusRequest>,
+    ) -> Result<Response<pb::ReportJobStatusResponse>, Status> {
+        Err(missing("job status reports"))
+    }
 }

@@ -11,7 +11,8 @@ pub mod parse;
 pub mod prescan;
 pub mod rejection;
 pub mod selection;
-pub mod store;
+/// The content-addressed object store (shared with preprocess, which reads it).
+pub use tfesi_platform::objects as store;
 
 pub use parse::{ParseLimits, ParsedInstance, Verdict, parse_instance};
 pub use rejection::{QuarantineReason, RejectCode, Rejection};

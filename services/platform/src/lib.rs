@@ -15,6 +15,8 @@
 pub mod config;
 pub mod db;
 pub mod health;
+pub mod jobs;
+pub mod objects;
 pub mod redis;
 pub mod server;
 pub mod shutdown;

@@ -10,9 +10,9 @@ use tfesi_inference::model::PredictInput;
 use tfesi_inference::repository::ModelKey;
 
 /// Slices, rows, columns of the test model.
-pub const DIMS: [usize; 3] = [9, 256, 256];
+pub const DIMS: [usize; 3] = [11, 256, 256];
 /// Spec version of the test model.
-pub const SPEC: &str = "t2sag-v1";
+pub const SPEC: &str = "tfesi-prep-v1";
 /// Clinical feature names of the test model, in card order.
 pub const FEATURES: [&str; 8] = [
     "baseline_leg_nrs",

@@ -1,4 +1,4 @@
-//! Content-addressed store of de-identified instances on the local filesystem: sha256 names, written to a temporary file, fsynced, renamed, directory fsynced.
+//! Content-addressed store of de-identified instances on the local filesystem: sha256 names, written to a temporary file, fsynced, renamed, directory fsynced. Ingest writes it; preprocess reads it.
 //!
 //! object_store 0.14's `LocalFileSystem::put` stages and renames but does not fsync the file or
 //! the directory, which breaks "acknowledged means written, fsynced and renamed"; this module
