@@ -69,12 +69,14 @@ elif [[ ! -f "${TFESI_CACHE_DIR:-$HOME/.cache/tfesi}/onnxruntime/1.31.1/libonnxr
 fi
 
 # --- Python reference tools ------------------------------------------------------------------
-# Every requirements.txt under services/ goes into one virtual environment, .venv. The Rust
-# tests find it at .venv/bin/python; a stamp file skips pip when nothing changed.
+# Every requirements.txt under services/ goes into one virtual environment, .venv, with the
+# Python client (clients/python, editable) and its test tools. The Rust tests find it at
+# .venv/bin/python; a stamp file skips pip when nothing changed.
 mapfile -t req_files < <(find services -name requirements.txt -not -path '*/target/*' | sort)
+client_files=(clients/python/pyproject.toml clients/python/requirements-dev.txt)
 if [[ ${#req_files[@]} -gt 0 ]]; then
     stamp=".venv/.requirements.sha256"
-    want="$(cat "${req_files[@]}" | sha256sum | cut -d' ' -f1)"
+    want="$(cat "${req_files[@]}" "${client_files[@]}" | sha256sum | cut -d' ' -f1)"
     if [[ ! -x .venv/bin/python || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
         if [[ $CHECK_ONLY == 1 ]]; then
             missing+=("python tools in .venv (run scripts/setup.sh)")
@@ -83,6 +85,7 @@ if [[ ${#req_files[@]} -gt 0 ]]; then
             [[ -x .venv/bin/python ]] || python3 -m venv .venv
             args=()
             for f in "${req_files[@]}"; do args+=(-r "$f"); done
+            args+=(-e clients/python -r clients/python/requirements-dev.txt)
             .venv/bin/pip install --quiet --disable-pip-version-check "${args[@]}" >&2
             echo "$want" > "$stamp"
         fi
