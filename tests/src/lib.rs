@@ -4,8 +4,10 @@
 //! Every process a test starts is killed by its own PID when its guard drops; every loop here is
 //! bounded in time.
 
+pub mod cohort;
 pub mod process;
 pub mod proxy;
+pub mod stack;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

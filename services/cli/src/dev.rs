@@ -38,6 +38,7 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
     let inference: tfesi_inference::Config = tfesi_platform::config::load("inference", None)?;
     let registry: tfesi_registry::Config = tfesi_platform::config::load("registry", None)?;
     let ingest = ingest.for_development(&data_dir);
+    let preprocess = preprocess.for_development(&data_dir);
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {

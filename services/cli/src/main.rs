@@ -1,7 +1,14 @@
 //! `tfesi`: the operator command. `tfesi dev` runs the whole stack in one process,
-//! `tfesi synth` writes a synthetic cohort, `tfesi status` reports every service's health.
+//! `tfesi synth` writes a synthetic cohort, `tfesi status` reports every service's health, and
+//! `ingest`, `study`, `jobs` and `model` operate the running stack over its gRPC APIs.
+//!
+//! Exit codes scripts can trust: 0 success, 1 failure (the message on stderr says why),
+//! 2 bad command line, 3 `tfesi ingest` finished but some instances were rejected.
 
 mod dev;
+mod endpoints;
+mod ingest_cmd;
+mod ops;
 mod status;
 
 use std::process::ExitCode;
@@ -14,6 +21,11 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    endpoints: endpoints::Endpoints,
+    /// Print one JSON document instead of tables (for scripts).
+    #[arg(long, global = true)]
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -24,7 +36,23 @@ enum Command {
     /// Write a synthetic cohort: DICOM studies, the cohort table, and its outcome model's figures.
     Synth(tfesi_synth::SynthArgs),
     /// Health of every service (grpc.health.v1).
-    Status(status::StatusArgs),
+    Status,
+    /// Upload every file under a directory over gRPC, then complete the studies.
+    Ingest(ingest_cmd::IngestArgs),
+    /// Studies as ingest catalogued them.
+    #[command(subcommand)]
+    Study(ops::StudyCommand),
+    /// The pipeline's queue and dead letters.
+    #[command(subcommand)]
+    Jobs(ops::JobsCommand),
+    /// Models: list, promote, shadow, rollback, prospective performance.
+    #[command(subcommand)]
+    Model(ops::ModelCommand),
+}
+
+/// Runs an async command on a small runtime of its own.
+fn block_on<T>(future: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?.block_on(future)
 }
 
 fn main() -> ExitCode {
@@ -34,7 +62,27 @@ fn main() -> ExitCode {
         Command::Synth(args) => {
             tfesi_synth::run(&args).map(|summary| println!("{summary}")).map_err(anyhow::Error::from)
         }
-        Command::Status(args) => status::run(args),
+        Command::Status => status::run(&cli.endpoints, cli.json),
+        Command::Ingest(args) => match block_on(ingest_cmd::ingest_dir(&cli.endpoints, &args)) {
+            Ok(report) => {
+                let printed = if cli.json {
+                    serde_json::to_string_pretty(&report)
+                        .map(|text| println!("{text}"))
+                        .map_err(anyhow::Error::from)
+                } else {
+                    ingest_cmd::print_table(&report);
+                    Ok(())
+                };
+                if printed.is_ok() && report.any_rejected() {
+                    return ExitCode::from(ingest_cmd::EXIT_SOME_REJECTED);
+                }
+                printed
+            }
+            Err(error) => Err(error),
+        },
+        Command::Study(command) => block_on(ops::study(&cli.endpoints, cli.json, command)),
+        Command::Jobs(command) => block_on(ops::jobs(&cli.endpoints, cli.json, command)),
+        Command::Model(command) => block_on(ops::model(&cli.endpoints, cli.json, command)),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,31 +2,10 @@
 
 use std::time::Duration;
 
-use clap::Args;
 use serde::Serialize;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-
-/// Where the services listen (defaults: the development stack's ports).
-#[derive(Debug, Args)]
-pub struct StatusArgs {
-    /// Ingest's gRPC endpoint.
-    #[arg(long, default_value = "http://127.0.0.1:50051", env = "TFESI_INGEST_ENDPOINT")]
-    ingest: String,
-    /// Preprocess's gRPC endpoint.
-    #[arg(long, default_value = "http://127.0.0.1:50052", env = "TFESI_PREPROCESS_ENDPOINT")]
-    preprocess: String,
-    /// Inference's gRPC endpoint.
-    #[arg(long, default_value = "http://127.0.0.1:50053", env = "TFESI_INFERENCE_ENDPOINT")]
-    inference: String,
-    /// Registry's gRPC endpoint.
-    #[arg(long, default_value = "http://127.0.0.1:50054", env = "TFESI_REGISTRY_ENDPOINT")]
-    registry: String,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    json: bool,
-}
 
 #[derive(Debug, Serialize)]
 struct ServiceHealth {
@@ -36,13 +15,13 @@ struct ServiceHealth {
 }
 
 /// Prints the table (or JSON); fails (exit 1) unless every service is SERVING.
-pub fn run(args: StatusArgs) -> anyhow::Result<()> {
+pub fn run(endpoints: &crate::endpoints::Endpoints, json: bool) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let services = [
-        ("ingest", "tfesi.ingest.v1.Ingest", args.ingest),
-        ("preprocess", "tfesi.preprocess.v1.Preprocess", args.preprocess),
-        ("inference", "tfesi.inference.v1.Inference", args.inference),
-        ("registry", "tfesi.registry.v1.Registry", args.registry),
+        ("ingest", "tfesi.ingest.v1.Ingest", endpoints.ingest.clone()),
+        ("preprocess", "tfesi.preprocess.v1.Preprocess", endpoints.preprocess.clone()),
+        ("inference", "tfesi.inference.v1.Inference", endpoints.inference.clone()),
+        ("registry", "tfesi.registry.v1.Registry", endpoints.registry.clone()),
     ];
     let report: Vec<ServiceHealth> = runtime.block_on(async {
         let mut report = Vec::new();
@@ -52,7 +31,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
         }
         report
     });
-    if args.json {
+    if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!("{:<12} {:<28} STATUS", "SERVICE", "ENDPOINT");

@@ -31,7 +31,7 @@ pub async fn uid_key(pool: &PgPool) -> Result<Vec<u8>, sqlx::Error> {
 }
 
 /// Draws a non-zero whole-day shift into the past (1 to 10 years).
-fn random_shift() -> i32 {
+pub(crate) fn random_shift() -> i32 {
     -rand::rng().random_range(365..=3650)
 }
 
@@ -77,19 +77,24 @@ pub struct DeidUids {
     pub sop_instance_uid: String,
 }
 
-/// Whether an instance was new.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recorded {
-    /// First time this instance was seen.
-    Stored {
-        /// The study it belongs to.
-        study_id: Uuid,
-    },
-    /// Already in the catalogue: nothing changed.
-    Duplicate {
-        /// The study it belongs to.
-        study_id: Uuid,
-    },
+/// Where an instance was filed, and whether it was new.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// The study it belongs to.
+    pub study_id: Uuid,
+    /// The surrogate id of its series.
+    pub series_id: Uuid,
+    /// True the first time this instance was seen; false for a duplicate (nothing changed).
+    pub new: bool,
+    /// sha256 of the stored de-identified object (as first recorded); `None` for quarantine,
+    /// which keeps metadata only.
+    pub object_sha256: Option<String>,
+}
+
+/// The de-identified ids an instance was filed under by [`upsert_study`].
+struct Filed {
+    study_id: Uuid,
+    series_id: Uuid,
 }
 
 async fn upsert_study(
@@ -97,15 +102,22 @@ async fn upsert_study(
     patient: &VaultPatient,
     identity: &Identity,
     uids: &DeidUids,
-) -> Result<Uuid, sqlx::Error> {
+    source: &str,
+) -> Result<Filed, sqlx::Error> {
     let study_id: Uuid = sqlx::query_scalar(
-        "INSERT INTO ingest.studies (study_id, patient_uuid, study_uid) VALUES ($1, $2, $3)
-         ON CONFLICT (study_uid) DO UPDATE SET last_instance_at = now()
+        "INSERT INTO ingest.studies (study_id, patient_uuid, study_uid, received_via)
+         VALUES ($1, $2, $3, ARRAY[$4::text])
+         ON CONFLICT (study_uid) DO UPDATE SET
+             last_instance_at = now(),
+             received_via = CASE WHEN $4::text = ANY(ingest.studies.received_via)
+                                 THEN ingest.studies.received_via
+                                 ELSE array_append(ingest.studies.received_via, $4::text) END
          RETURNING study_id",
     )
     .bind(Uuid::new_v4())
     .bind(patient.patient_uuid)
     .bind(&uids.study_uid)
+    .bind(source)
     .fetch_one(&mut *tx)
     .await?;
     sqlx::query(
@@ -117,12 +129,27 @@ async fn upsert_study(
     .bind(identity.accession_number.as_deref())
     .execute(&mut *tx)
     .await?;
-    sqlx::query("INSERT INTO ingest.series (series_uid, study_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(&uids.series_uid)
-        .bind(study_id)
-        .execute(&mut *tx)
-        .await?;
-    Ok(study_id)
+    let series_id: Uuid = sqlx::query_scalar(
+        "INSERT INTO ingest.series (series_uid, study_id) VALUES ($1, $2)
+         ON CONFLICT (series_uid) DO UPDATE SET series_uid = EXCLUDED.series_uid
+         RETURNING series_id",
+    )
+    .bind(&uids.series_uid)
+    .bind(study_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(Filed { study_id, series_id })
+}
+
+/// A new instance after completion reopens its study: completing it again re-runs selection.
+async fn reopen_study(tx: &mut sqlx::PgConnection, study_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE ingest.studies SET status = 'receiving' WHERE study_id = $1 AND status <> 'receiving'",
+    )
+    .bind(study_id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 /// Records a stored, accepted instance; the same instance twice is a duplicate, not an error.
@@ -133,9 +160,11 @@ pub async fn record_instance(
     uids: &DeidUids,
     object: &StoredObject,
     image: &ImageInfo,
+    source: &str,
 ) -> Result<Recorded, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let study_id = upsert_study(&mut tx, patient, identity, uids).await?;
+    let filed = upsert_study(&mut tx, patient, identity, uids, source).await?;
+    let study_id = filed.study_id;
     let image_json = serde_json::to_value(image).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let inserted = sqlx::query(
         "INSERT INTO ingest.instances (sop_instance_uid, series_uid, study_id, object_sha256, size_bytes, image)
@@ -150,8 +179,18 @@ pub async fn record_instance(
     .execute(&mut *tx)
     .await?
     .rows_affected();
+    let new = inserted == 1;
+    let object_sha256 = if new {
+        reopen_study(&mut tx, study_id).await?;
+        object.sha256.clone()
+    } else {
+        sqlx::query_scalar("SELECT object_sha256 FROM ingest.instances WHERE sop_instance_uid = $1")
+            .bind(&uids.sop_instance_uid)
+            .fetch_one(&mut *tx)
+            .await?
+    };
     tx.commit().await?;
-    Ok(if inserted == 1 { Recorded::Stored { study_id } } else { Recorded::Duplicate { study_id } })
+    Ok(Recorded { study_id, series_id: filed.series_id, new, object_sha256: Some(object_sha256) })
 }
 
 /// Records a quarantined instance (metadata only: its pixels may carry identifying text).
@@ -162,9 +201,11 @@ pub async fn record_quarantine(
     uids: &DeidUids,
     image: &ImageInfo,
     reasons: &[QuarantineReason],
+    source: &str,
 ) -> Result<Recorded, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let study_id = upsert_study(&mut tx, patient, identity, uids).await?;
+    let filed = upsert_study(&mut tx, patient, identity, uids, source).await?;
+    let study_id = filed.study_id;
     let reason_names: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
     let inserted = sqlx::query(
         "INSERT INTO ingest.quarantine (sop_instance_uid, study_id, series_uid, reasons, sop_class_uid, modality)
@@ -179,8 +220,12 @@ pub async fn record_quarantine(
     .execute(&mut *tx)
     .await?
     .rows_affected();
+    let new = inserted == 1;
+    if new {
+        reopen_study(&mut tx, study_id).await?;
+    }
     tx.commit().await?;
-    Ok(if inserted == 1 { Recorded::Stored { study_id } } else { Recorded::Duplicate { study_id } })
+    Ok(Recorded { study_id, series_id: filed.series_id, new, object_sha256: None })
 }
 
 /// The job a completed study puts in the outbox (surrogate ids and de-identified UIDs only).
@@ -198,12 +243,35 @@ pub enum CompleteError {
 }
 
 /// Completes a study: decides every series, stores the decisions, and writes the job to the
-/// outbox in the same transaction. Idempotent: a completed study returns its stored decisions.
+/// outbox in the same transaction. Idempotent: a completed study returns its stored decisions
+/// and its current job. A study reopened by new instances is decided again; a new job is
+/// written only when the selected series or its content changed.
 pub async fn complete_study(
     pool: &PgPool,
     study_id: Uuid,
     rules: &SelectionRules,
 ) -> Result<(Selection, Option<Job>), CompleteError> {
+    let completion = complete_study_reporting(pool, study_id, rules).await?;
+    Ok((completion.selection, completion.job))
+}
+
+/// The result of [`complete_study_reporting`].
+#[derive(Debug, Clone)]
+pub struct Completion {
+    /// The decisions (stored ones when the study was already complete).
+    pub selection: Selection,
+    /// The study's current job, if any.
+    pub job: Option<Job>,
+    /// Whether this call wrote `job` to the outbox.
+    pub job_created: bool,
+}
+
+/// [`complete_study`], also saying whether this call wrote a new job.
+pub async fn complete_study_reporting(
+    pool: &PgPool,
+    study_id: Uuid,
+    rules: &SelectionRules,
+) -> Result<Completion, CompleteError> {
     let mut tx = pool.begin().await?;
     let study = sqlx::query("SELECT patient_uuid, status FROM ingest.studies WHERE study_id = $1 FOR UPDATE")
         .bind(study_id)
@@ -214,8 +282,18 @@ pub async fn complete_study(
     let status: String = study.try_get("status")?;
     if status != "receiving" {
         tx.rollback().await?;
-        return Ok((stored_selection(pool, study_id).await?, stored_job(pool, study_id).await?));
+        return Ok(Completion {
+            selection: stored_selection(pool, study_id).await?,
+            job: stored_job(pool, study_id).await?,
+            job_created: false,
+        });
     }
+    let previous_job = stored_job(&mut *tx, study_id).await?;
+    // A reopened study is decided again from scratch.
+    sqlx::query("DELETE FROM ingest.selection_decisions WHERE study_id = $1")
+        .bind(study_id)
+        .execute(&mut *tx)
+        .await?;
     let rows = sqlx::query(
         "SELECT series_uid, object_sha256, image FROM ingest.instances WHERE study_id = $1 ORDER BY series_uid, sop_instance_uid",
     )
@@ -253,7 +331,7 @@ pub async fn complete_study(
         .execute(&mut *tx)
         .await?;
     }
-    let job = match selection.selected.as_ref() {
+    let new_job = match selection.selected.as_ref() {
         Some(series_uid) => {
             let series_id: Uuid =
                 sqlx::query_scalar("SELECT series_id FROM ingest.series WHERE series_uid = $1")
@@ -272,6 +350,17 @@ pub async fn complete_study(
         }
         None => None,
     };
+    // The same series with the same content is the same work: keep the current job.
+    let unchanged = |new: &Job| {
+        previous_job
+            .as_ref()
+            .is_some_and(|old| old.series_uid == new.series_uid && old.objects == new.objects)
+    };
+    let (job, job_created) = match new_job {
+        Some(new) if unchanged(&new) => (previous_job.clone(), false),
+        Some(new) => (Some(new), true),
+        None => (None, false),
+    };
     let new_status = if job.is_some() { "selected" } else { "no_eligible_series" };
     sqlx::query("UPDATE ingest.studies SET status = $2, selected_series = $3, completed_at = now() WHERE study_id = $1")
         .bind(study_id)
@@ -279,7 +368,7 @@ pub async fn complete_study(
         .bind(selection.selected.as_deref())
         .execute(&mut *tx)
         .await?;
-    if let Some(job) = &job {
+    if let Some(job) = job.as_ref().filter(|_| job_created) {
         sqlx::query("INSERT INTO ingest.outbox (job_id, study_id, payload) VALUES ($1, $2, $3)")
             .bind(Uuid::parse_str(&job.job_id).map_err(|e| sqlx::Error::Encode(Box::new(e)))?)
             .bind(study_id)
@@ -288,15 +377,20 @@ pub async fn complete_study(
             .await?;
     }
     tx.commit().await?;
-    Ok((selection, job))
+    Ok(Completion { selection, job, job_created })
 }
 
-async fn stored_job(pool: &PgPool, study_id: Uuid) -> Result<Option<Job>, sqlx::Error> {
-    let payload: Option<serde_json::Value> =
-        sqlx::query_scalar("SELECT payload FROM ingest.outbox WHERE study_id = $1")
-            .bind(study_id)
-            .fetch_optional(pool)
-            .await?;
+/// The study's current (newest) job.
+async fn stored_job<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    study_id: Uuid,
+) -> Result<Option<Job>, sqlx::Error> {
+    let payload: Option<serde_json::Value> = sqlx::query_scalar(
+        "SELECT payload FROM ingest.outbox WHERE study_id = $1 ORDER BY created_at DESC, job_id LIMIT 1",
+    )
+    .bind(study_id)
+    .fetch_optional(executor)
+    .await?;
     payload.map(|p| serde_json::from_value(p).map_err(|e| sqlx::Error::Decode(Box::new(e)))).transpose()
 }
 

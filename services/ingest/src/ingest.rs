@@ -6,7 +6,7 @@ use bytes::Bytes;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::catalogue::{self, DeidUids, Recorded};
+use crate::catalogue::{self, DeidUids, Recorded, VaultPatient};
 use crate::deid::{self, DeidContext, DeidError, remap_uid};
 use crate::parse::{ParseLimits, Verdict, parse_instance};
 use crate::rejection::{QuarantineReason, Rejection};
@@ -70,6 +70,49 @@ pub enum IngestError {
     Join(#[from] tokio::task::JoinError),
 }
 
+/// How an instance reached ingest; recorded per study (`ingest.studies.received_via`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// `tfesi.ingest.v1.Ingest/Upload`.
+    Grpc,
+    /// DICOM C-STORE.
+    Dicom,
+}
+
+impl Source {
+    /// The value stored in `ingest.studies.received_via`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Grpc => "grpc",
+            Self::Dicom => "dicom",
+        }
+    }
+}
+
+/// Where an instance that was not rejected was filed (surrogate ids and de-identified UIDs only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filed {
+    /// Surrogate patient id.
+    pub patient_id: Uuid,
+    /// Surrogate study id.
+    pub study_id: Uuid,
+    /// Surrogate series id.
+    pub series_id: Uuid,
+    /// De-identified SOP Instance UID.
+    pub sop_instance_uid: String,
+    /// sha256 of the stored de-identified object; `None` for quarantine (metadata only).
+    pub stored_sha256: Option<String>,
+}
+
+/// The outcome of one instance with where it was filed (`None` when rejected).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ingested {
+    /// What happened.
+    pub outcome: InstanceOutcome,
+    /// Where it was filed.
+    pub filed: Option<Filed>,
+}
+
 impl Ingestor {
     /// Builds an ingestor, creating the vault UID key on first use.
     pub async fn new(pool: PgPool, store: ObjectStore, limits: ParseLimits) -> Result<Self, IngestError> {
@@ -77,12 +120,26 @@ impl Ingestor {
         Ok(Self { pool, store, uid_key, limits })
     }
 
-    /// Ingests one instance. Rejections are outcomes; only our own failures are errors.
+    /// Ingests one instance received over gRPC; see [`Ingestor::ingest_via`].
     pub async fn ingest(&self, bytes: Bytes) -> Result<InstanceOutcome, IngestError> {
+        self.ingest_via(bytes, Source::Grpc).await
+    }
+
+    /// Ingests one instance that arrived through `source`. Rejections are outcomes; only our
+    /// own failures are errors. A new instance of a completed study reopens the study.
+    pub async fn ingest_via(&self, bytes: Bytes, source: Source) -> Result<InstanceOutcome, IngestError> {
+        Ok(self.ingest_filed(bytes, source).await?.outcome)
+    }
+
+    /// Like [`Ingestor::ingest_via`], also saying where the instance was filed.
+    pub async fn ingest_filed(&self, bytes: Bytes, source: Source) -> Result<Ingested, IngestError> {
         let limits = self.limits;
+        // Parsing and validation are CPU work on untrusted bytes: off the async runtime.
         let parsed = match tokio::task::spawn_blocking(move || parse_instance(bytes, &limits)).await? {
             Ok(parsed) => parsed,
-            Err(rejection) => return Ok(InstanceOutcome::Rejected(rejection)),
+            Err(rejection) => {
+                return Ok(Ingested { outcome: InstanceOutcome::Rejected(rejection), filed: None });
+            }
         };
         let patient = catalogue::vault_patient(&self.pool, &parsed.identity).await?;
         let uids = DeidUids {
@@ -98,12 +155,16 @@ impl Ingestor {
                 &uids,
                 &parsed.image,
                 reasons,
+                source.as_str(),
             )
             .await?;
-            let study_id = match recorded {
-                Recorded::Stored { study_id } | Recorded::Duplicate { study_id } => study_id,
-            };
-            return Ok(InstanceOutcome::Quarantined { study_id, reasons: reasons.clone() });
+            return Ok(Ingested {
+                outcome: InstanceOutcome::Quarantined {
+                    study_id: recorded.study_id,
+                    reasons: reasons.clone(),
+                },
+                filed: Some(filed(&patient, recorded, uids.sop_instance_uid)),
+            });
         }
         let ctx = DeidContext {
             surrogate_patient_id: patient.patient_uuid,
@@ -112,6 +173,7 @@ impl Ingestor {
         };
         let store = self.store.clone();
         let object = parsed.object;
+        // De-identification rewrites the data set and the store fsyncs: both blocking.
         let (stored, clean_uid) = tokio::task::spawn_blocking(move || {
             let clean = deid::deidentify(object, &ctx)?;
             let stored = store.put(&clean.bytes)?;
@@ -119,16 +181,33 @@ impl Ingestor {
         })
         .await??;
         debug_assert_eq!(clean_uid, uids.sop_instance_uid);
-        let recorded =
-            catalogue::record_instance(&self.pool, &patient, &parsed.identity, &uids, &stored, &parsed.image)
-                .await?;
-        Ok(match recorded {
-            Recorded::Stored { study_id } => {
-                InstanceOutcome::Stored { study_id, sop_instance_uid: uids.sop_instance_uid }
-            }
-            Recorded::Duplicate { study_id } => {
-                InstanceOutcome::Duplicate { study_id, sop_instance_uid: uids.sop_instance_uid }
-            }
-        })
+        let recorded = catalogue::record_instance(
+            &self.pool,
+            &patient,
+            &parsed.identity,
+            &uids,
+            &stored,
+            &parsed.image,
+            source.as_str(),
+        )
+        .await?;
+        let study_id = recorded.study_id;
+        let sop_instance_uid = uids.sop_instance_uid.clone();
+        let outcome = if recorded.new {
+            InstanceOutcome::Stored { study_id, sop_instance_uid }
+        } else {
+            InstanceOutcome::Duplicate { study_id, sop_instance_uid }
+        };
+        Ok(Ingested { outcome, filed: Some(filed(&patient, recorded, uids.sop_instance_uid)) })
+    }
+}
+
+fn filed(patient: &VaultPatient, recorded: Recorded, sop_instance_uid: String) -> Filed {
+    Filed {
+        patient_id: patient.patient_uuid,
+        study_id: recorded.study_id,
+        series_id: recorded.series_id,
+        sop_instance_uid,
+        stored_sha256: recorded.object_sha256,
     }
 }

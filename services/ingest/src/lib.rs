@@ -10,6 +10,7 @@ pub mod outbox;
 pub mod parse;
 pub mod prescan;
 pub mod rejection;
+pub mod scp;
 pub mod selection;
 /// The content-addressed object store (shared with preprocess, which reads it).
 pub use tfesi_platform::objects as store;
@@ -40,6 +41,24 @@ pub async fn run(
     let redis = tfesi_platform::redis::connect(&config.redis).await?;
     health.add_check("redis", tfesi_platform::redis::health_check(redis.clone()));
 
+    // Everything that can fail at start (ports, the object store) comes before any task is
+    // spawned, so a failed start leaves nothing running.
+    let dicom_listener =
+        if config.dicom.enabled {
+            Some(tokio::net::TcpListener::bind(config.dicom.listen).await.with_context(|| {
+                format!("cannot listen for DICOM on {} (dicom.listen)", config.dicom.listen)
+            })?)
+        } else {
+            None
+        };
+    let object_store = store::ObjectStore::open(&config.storage.root)
+        .with_context(|| format!("cannot open the object store at {}", config.storage.root.display()))?;
+    let parse_limits = ParseLimits {
+        max_instance_bytes: usize::try_from(config.upload.max_instance_bytes).unwrap_or(usize::MAX),
+        ..ParseLimits::default()
+    };
+    let ingestor = ingest::Ingestor::new(pool.clone(), object_store, parse_limits).await?;
+
     let relay_config = outbox::RelayConfig {
         stream_key: format!("{}:{}", config.redis.key_prefix, config.relay.stream),
         republish_after: std::time::Duration::from_secs(config.relay.republish_after_s),
@@ -48,10 +67,33 @@ pub async fn run(
     let relay =
         tokio::spawn(outbox::run_relay(pool.clone(), redis.clone(), relay_config, shutdown.clone().wait()));
 
+    // DICOM C-STORE receiver and the completion of quiet DICOM studies (scp.rs).
+    let dicom = dicom_listener.map(|dicom_listener| {
+        let activity = scp::Activity::default();
+        let completer = tokio::spawn(scp::run_completer(
+            pool.clone(),
+            activity.clone(),
+            config.dicom.quiet_period(),
+            selection::SelectionRules::default(),
+            shutdown.clone().wait(),
+        ));
+        let receiver = tokio::spawn(scp::serve(
+            dicom_listener,
+            ingestor.clone(),
+            config.dicom.clone(),
+            activity,
+            config.server.drain_timeout(),
+            shutdown.clone(),
+        ));
+        (receiver, completer)
+    });
+
+    let api = grpc::IngestApi::new(ingestor, selection::SelectionRules::default(), config.upload.clone());
+
     let served = tfesi_platform::GrpcServer::new(&config.server, health)
         .with_descriptor_set(tfesi_proto::FILE_DESCRIPTOR_SET)
         .add_service(
-            tfesi_proto::ingest::v1::ingest_server::IngestServer::new(grpc::IngestApi)
+            tfesi_proto::ingest::v1::ingest_server::IngestServer::new(api)
                 .max_decoding_message_size(config.server.max_message_bytes)
                 .max_encoding_message_size(config.server.max_message_bytes),
         )
@@ -59,6 +101,16 @@ pub async fn run(
         .await;
     if let Err(error) = relay.await {
         tracing::warn!(%error, "outbox relay ended abnormally");
+    }
+    if let Some((receiver, completer)) = dicom {
+        match receiver.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "DICOM receiver ended with an error"),
+            Err(error) => tracing::warn!(%error, "DICOM receiver ended abnormally"),
+        }
+        if let Err(error) = completer.await {
+            tracing::warn!(%error, "DICOM study completer ended abnormally");
+        }
     }
     served
 }

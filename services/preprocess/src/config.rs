@@ -1,5 +1,9 @@
 //! Configuration of `tfesi-preprocess` (environment prefix `TFESI_PREPROCESS__`).
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use tfesi_platform::{ConfigError, DatabaseConfig, RedisConfig, ServerConfig, TelemetryConfig, Validate};
 
@@ -11,10 +15,16 @@ pub struct Config {
     pub server: ServerConfig,
     /// Logs, traces, metrics.
     pub telemetry: TelemetryConfig,
-    /// Postgres (schema `preprocess`: dead letters).
+    /// Postgres (schema `preprocess`: the job ledger and dead letters).
     pub database: DatabaseConfig,
     /// Redis (the job stream and the tensor cache).
     pub redis: RedisConfig,
+    /// The de-identified object store ingest writes (read only here).
+    pub storage: StorageConfig,
+    /// The pipeline worker.
+    pub worker: WorkerConfig,
+    /// The services this one calls.
+    pub upstream: UpstreamConfig,
 }
 
 impl Default for Config {
@@ -24,7 +34,211 @@ impl Default for Config {
             telemetry: TelemetryConfig::default(),
             database: DatabaseConfig::default(),
             redis: RedisConfig::default(),
+            storage: StorageConfig::default(),
+            worker: WorkerConfig::default(),
+            upstream: UpstreamConfig::default(),
         }
+    }
+}
+
+impl Config {
+    /// The development defaults of `tfesi dev`: the object store under `data_dir`, the same
+    /// directory ingest's `for_development` chooses.
+    pub fn for_development(mut self, data_dir: &std::path::Path) -> Self {
+        if self.storage.root == StorageConfig::default().root {
+            self.storage.root = data_dir.join("objects");
+        }
+        self
+    }
+
+    /// The job stream key: `<redis.key_prefix>:<worker.stream>` (ingest's relay writes it).
+    pub fn stream_key(&self) -> String {
+        format!("{}:{}", self.redis.key_prefix, self.worker.stream)
+    }
+
+    /// Key prefix of the tensor cache.
+    pub fn cache_prefix(&self) -> String {
+        format!("{}:preprocess:", self.redis.key_prefix)
+    }
+}
+
+/// Where de-identified instances are stored.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Root directory of the content-addressed store (the same directory as ingest's
+    /// `storage.root`).
+    pub root: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { root: PathBuf::from("data/objects") }
+    }
+}
+
+/// The pipeline worker: a Redis consumer group over the job stream.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// Run the worker in this process (the gRPC API runs either way).
+    pub enabled: bool,
+    /// Stream key without the Redis key prefix (ingest's `relay.stream`).
+    pub stream: String,
+    /// Consumer group name, shared by every preprocess replica.
+    pub group: String,
+    /// This consumer's name; empty means `<hostname>-<pid>`.
+    pub consumer: String,
+    /// Jobs processed at the same time by this process, 1 to 256.
+    pub concurrency: usize,
+    /// Pending jobs of any consumer idle longer than this are reclaimed (XAUTOCLAIM), ms.
+    pub claim_idle_ms: u64,
+    /// Attempts before a job that keeps failing transiently is dead-lettered, 1 to 100.
+    pub max_attempts: u32,
+    /// First retry delay, ms; doubles per attempt.
+    pub backoff_base_ms: u64,
+    /// Longest retry delay, ms.
+    pub backoff_max_ms: u64,
+    /// Deadline of each downstream call (inference, registry, ingest), ms.
+    pub call_timeout_ms: u64,
+    /// Longest a blocking stream read waits for new jobs, ms.
+    pub block_ms: u64,
+    /// On shutdown, jobs in hand get this long to finish; the rest stay unacknowledged, ms.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            stream: "jobs".to_owned(),
+            group: "preprocess".to_owned(),
+            consumer: String::new(),
+            concurrency: 4,
+            claim_idle_ms: 60_000,
+            max_attempts: 5,
+            backoff_base_ms: 500,
+            backoff_max_ms: 30_000,
+            call_timeout_ms: 30_000,
+            block_ms: 2_000,
+            shutdown_grace_ms: 20_000,
+        }
+    }
+}
+
+impl WorkerConfig {
+    /// The consumer name to use: the configured one, or `<hostname>-<pid>`.
+    pub fn consumer_name(&self) -> String {
+        if !self.consumer.is_empty() {
+            return self.consumer.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|name| name.trim().to_owned())
+            .filter(|name| !name.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "preprocess".to_owned());
+        format!("{host}-{}", std::process::id())
+    }
+
+    /// Deadline of one downstream call.
+    pub fn call_timeout(&self) -> Duration {
+        Duration::from_millis(self.call_timeout_ms)
+    }
+
+    /// Idle time after which a pending job is reclaimed.
+    pub fn claim_idle(&self) -> Duration {
+        Duration::from_millis(self.claim_idle_ms)
+    }
+}
+
+impl Validate for WorkerConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let name_ok =
+            |value: &str| !value.is_empty() && value.len() <= 200 && !value.chars().any(char::is_whitespace);
+        if !name_ok(&self.stream) {
+            return Err(ConfigError::invalid("worker.stream", "must be 1 to 200 characters without spaces"));
+        }
+        if !name_ok(&self.group) {
+            return Err(ConfigError::invalid("worker.group", "must be 1 to 200 characters without spaces"));
+        }
+        if !self.consumer.is_empty() && !name_ok(&self.consumer) {
+            return Err(ConfigError::invalid(
+                "worker.consumer",
+                "must be empty (hostname-pid) or 1 to 200 characters without spaces",
+            ));
+        }
+        if !(1..=256).contains(&self.concurrency) {
+            return Err(ConfigError::invalid("worker.concurrency", "must be 1 to 256"));
+        }
+        if !(100..=3_600_000).contains(&self.claim_idle_ms) {
+            return Err(ConfigError::invalid("worker.claim_idle_ms", "must be 100 to 3600000"));
+        }
+        if !(1..=100).contains(&self.max_attempts) {
+            return Err(ConfigError::invalid("worker.max_attempts", "must be 1 to 100"));
+        }
+        if !(1..=600_000).contains(&self.backoff_base_ms) {
+            return Err(ConfigError::invalid("worker.backoff_base_ms", "must be 1 to 600000"));
+        }
+        if self.backoff_max_ms < self.backoff_base_ms || self.backoff_max_ms > 3_600_000 {
+            return Err(ConfigError::invalid(
+                "worker.backoff_max_ms",
+                "must be at least worker.backoff_base_ms and at most 3600000",
+            ));
+        }
+        if !(10..=600_000).contains(&self.call_timeout_ms) {
+            return Err(ConfigError::invalid("worker.call_timeout_ms", "must be 10 to 600000"));
+        }
+        if !(10..=60_000).contains(&self.block_ms) {
+            return Err(ConfigError::invalid("worker.block_ms", "must be 10 to 60000"));
+        }
+        if self.shutdown_grace_ms > 600_000 {
+            return Err(ConfigError::invalid("worker.shutdown_grace_ms", "must be at most 600000"));
+        }
+        Ok(())
+    }
+}
+
+/// gRPC endpoints of the services preprocess calls.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    /// tfesi-ingest (GetSeries, ReportJobStatus).
+    pub ingest: SocketAddr,
+    /// tfesi-inference (Predict, models).
+    pub inference: SocketAddr,
+    /// tfesi-registry (episodes, RecordPrediction).
+    pub registry: SocketAddr,
+    /// Connection timeout, ms.
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            ingest: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            inference: SocketAddr::from(([127, 0, 0, 1], 50053)),
+            registry: SocketAddr::from(([127, 0, 0, 1], 50054)),
+            connect_timeout_ms: 2_000,
+        }
+    }
+}
+
+impl Validate for UpstreamConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (key, address) in [
+            ("upstream.ingest", self.ingest),
+            ("upstream.inference", self.inference),
+            ("upstream.registry", self.registry),
+        ] {
+            if address.port() == 0 {
+                return Err(ConfigError::invalid(key, "needs a port other than 0"));
+            }
+        }
+        if !(10..=60_000).contains(&self.connect_timeout_ms) {
+            return Err(ConfigError::invalid("upstream.connect_timeout_ms", "must be 10 to 60000"));
+        }
+        Ok(())
     }
 }
 
@@ -33,7 +247,12 @@ impl Validate for Config {
         self.server.validate()?;
         self.telemetry.validate()?;
         self.database.validate()?;
-        self.redis.validate()
+        self.redis.validate()?;
+        if self.storage.root.as_os_str().is_empty() {
+            return Err(ConfigError::invalid("storage.root", "must not be empty"));
+        }
+        self.worker.validate()?;
+        self.upstream.validate()
     }
 }
 
@@ -46,5 +265,56 @@ impl tfesi_platform::ServiceConfig for Config {
 
     fn telemetry(&self) -> &TelemetryConfig {
         &self.telemetry
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_point_at_the_other_services() {
+        let config = Config::default();
+        assert!(config.validate().is_ok());
+        assert_eq!(config.upstream.ingest.port(), 50051);
+        assert_eq!(config.upstream.inference.port(), 50053);
+        assert_eq!(config.upstream.registry.port(), 50054);
+        assert_eq!(config.stream_key(), "tfesi:jobs");
+    }
+
+    #[test]
+    fn invalid_worker_values_name_their_key() {
+        let mut config = Config::default();
+        config.worker.concurrency = 0;
+        let message = config.validate().err().map(|error| error.to_string()).unwrap_or_default();
+        assert!(message.contains("worker.concurrency"), "{message}");
+
+        let mut config = Config::default();
+        config.worker.backoff_max_ms = 1;
+        let message = config.validate().err().map(|error| error.to_string()).unwrap_or_default();
+        assert!(message.contains("worker.backoff_max_ms"), "{message}");
+
+        let mut config = Config::default();
+        config.upstream.registry = SocketAddr::from(([127, 0, 0, 1], 0));
+        let message = config.validate().err().map(|error| error.to_string()).unwrap_or_default();
+        assert!(message.contains("upstream.registry"), "{message}");
+    }
+
+    #[test]
+    fn development_config_uses_the_data_directory_unless_set() {
+        let config = Config::default().for_development(std::path::Path::new("/tmp/dev"));
+        assert_eq!(config.storage.root, PathBuf::from("/tmp/dev/objects"));
+        let mut custom = Config::default();
+        custom.storage.root = PathBuf::from("/srv/objects");
+        assert_eq!(
+            custom.for_development(std::path::Path::new("/tmp/dev")).storage.root,
+            PathBuf::from("/srv/objects")
+        );
+    }
+
+    #[test]
+    fn consumer_name_defaults_to_host_and_pid() {
+        let name = WorkerConfig::default().consumer_name();
+        assert!(name.ends_with(&format!("-{}", std::process::id())), "{name}");
     }
 }

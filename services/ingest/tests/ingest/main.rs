@@ -4,5 +4,7 @@
 mod corpus;
 mod db;
 mod deid;
+mod grpc;
 mod outbox;
+mod scp;
 mod selection;

@@ -1,7 +1,9 @@
-//! Integration tests of tfesi-preprocess: the DICOM corpus, geometry, the Python reference.
+//! Integration tests of tfesi-preprocess: the DICOM corpus, geometry, the Python reference, and the pipeline worker with the real downstream services.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 
 mod cache;
 mod corpus;
+mod pipeline;
 mod reference;
 mod series;
+mod stack;

@@ -1,0 +1,782 @@
+//! The pipeline worker: consumes the job stream through a consumer group and drives each job to
+//! a stored prediction (objects -> tensor -> Inference.Predict -> Registry.RecordPrediction ->
+//! Ingest.ReportJobStatus -> XACK and a confirmation on `<stream>:done`).
+//!
+//! Postgres (`preprocess.jobs`) decides: a delivery of a finished job is only confirmed again, a
+//! dead letter is only acknowledged, and the prediction request is stored before it is sent so
+//! a replay after a crash sends identical content (the registry is idempotent on job_id). An
+//! entry is acknowledged only after success or dead-lettering; entries of crashed consumers are
+//! reclaimed with XAUTOCLAIM, and entries in hand are kept fresh so nobody else reclaims them.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prost::Message as _;
+use sqlx::PgPool;
+use tfesi_platform::jobs::PipelineJob;
+use tfesi_platform::objects::ObjectStore;
+use tfesi_platform::{RedisConfig, Shutdown};
+use tfesi_proto::common::v1 as common;
+use tfesi_proto::inference::v1 as inference;
+use tfesi_proto::ingest::v1::ProcessingState;
+use tfesi_proto::registry::v1 as registry;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::Instrument as _;
+use uuid::Uuid;
+
+use crate::cache::TensorCache;
+use crate::config::WorkerConfig;
+use crate::decode::DecodeLimits;
+use crate::failure::{self, Class, Failure};
+use crate::features::{self, EpisodeFacts};
+use crate::service::{PreparedTensor, prepare_instances, tensor_sha256};
+use crate::spec;
+use crate::store::{self, Admission, Stage};
+use crate::stream::{Delivery, JobStream};
+use crate::upstream::{CardSummary, Upstream};
+
+/// Counters shared with the gRPC API and the health check.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    /// Jobs in hand in this process.
+    pub in_flight: AtomicU64,
+    /// Jobs finished (succeeded) since start.
+    pub completed: AtomicU64,
+    /// Jobs dead-lettered since start.
+    pub dead_lettered: AtomicU64,
+    /// Consecutive failures of the stream loop (reads, claims); 0 when healthy.
+    pub loop_errors: AtomicU32,
+    last_loop_error: Mutex<String>,
+}
+
+impl WorkerStats {
+    fn loop_failed(&self, error: &dyn std::fmt::Display) {
+        self.loop_errors.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut last) = self.last_loop_error.lock() {
+            *last = error.to_string();
+        }
+    }
+
+    fn loop_ok(&self) {
+        self.loop_errors.store(0, Ordering::Relaxed);
+    }
+
+    /// Health: failing while the stream loop keeps failing.
+    pub fn health(&self) -> Result<(), String> {
+        let errors = self.loop_errors.load(Ordering::Relaxed);
+        if errors < 3 {
+            return Ok(());
+        }
+        let last = self.last_loop_error.lock().map(|last| last.clone()).unwrap_or_default();
+        Err(format!("pipeline worker: {errors} consecutive stream errors, last: {last}"))
+    }
+}
+
+/// Everything a job needs.
+pub struct Pipeline {
+    pub pool: PgPool,
+    pub stream: JobStream,
+    pub upstream: Upstream,
+    pub cache: Option<TensorCache>,
+    pub objects: ObjectStore,
+    pub config: WorkerConfig,
+    pub limits: DecodeLimits,
+    pub stats: Arc<WorkerStats>,
+}
+
+/// How handling a delivery ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handled {
+    /// Finished (succeeded or dead-lettered) and acknowledged.
+    Finished,
+    /// Stopped by shutdown; left unacknowledged for another consumer.
+    Abandoned,
+}
+
+/// Runs the worker until `shutdown`: then claims nothing new, gives jobs in hand
+/// `shutdown_grace_ms` to finish, and abandons (does not acknowledge) the rest.
+pub async fn run(pipeline: Arc<Pipeline>, redis: RedisConfig, shutdown: Shutdown) {
+    let config = pipeline.config.clone();
+    let block = Duration::from_millis(config.block_ms);
+    let stop = shutdown.clone();
+    while let Err(error) = pipeline.stream.ensure_group().await {
+        pipeline.stats.loop_failed(&error);
+        tracing::warn!(%error, "cannot create the consumer group; retrying");
+        if sleep_or_stop(Duration::from_secs(1), &stop).await {
+            return;
+        }
+    }
+    tracing::info!(stream = %pipeline.stream.key(), group = %config.group, consumer = %pipeline.stream.consumer(),
+        concurrency = config.concurrency, "pipeline worker started");
+    let mut reader = None;
+    let permits = Arc::new(Semaphore::new(config.concurrency));
+    let in_hand: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let mut tasks = JoinSet::new();
+    let claim_every = (config.claim_idle() / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let mut claim_cursor = "0-0".to_owned();
+    let mut next_claim = tokio::time::Instant::now();
+    loop {
+        while tasks.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            biased;
+            () = stop.clone().wait() => break,
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let mut deliveries = Vec::new();
+        if tokio::time::Instant::now() >= next_claim {
+            match pipeline.stream.autoclaim(config.claim_idle(), &claim_cursor, 1).await {
+                Ok((cursor, claimed)) => {
+                    if cursor == "0-0" && claimed.is_empty() {
+                        next_claim = tokio::time::Instant::now() + claim_every;
+                    }
+                    for delivery in &claimed {
+                        tracing::info!(entry = %delivery.entry_id, job_id = %delivery.job_id, "reclaimed an idle pending job");
+                    }
+                    claim_cursor = cursor;
+                    deliveries = claimed;
+                }
+                Err(error) => {
+                    pipeline.stats.loop_failed(&error);
+                    tracing::warn!(%error, "reclaiming idle jobs failed");
+                    next_claim = tokio::time::Instant::now() + claim_every;
+                }
+            }
+        }
+        if deliveries.is_empty() {
+            if reader.is_none() {
+                match tfesi_platform::redis::dedicated(&redis, block).await {
+                    Ok(connection) => reader = Some(connection),
+                    Err(error) => {
+                        pipeline.stats.loop_failed(&error);
+                        tracing::warn!(%error, "cannot open the stream connection; retrying");
+                        if sleep_or_stop(Duration::from_millis(500), &stop).await {
+                            break;
+                        }
+                        continue;
+                    }
+                }
+            }
+            let Some(connection) = reader.as_mut() else { continue };
+            // Wake up for a reclaim pass no later than it is due.
+            let wait = block
+                .min(next_claim.saturating_duration_since(tokio::time::Instant::now()))
+                .max(Duration::from_millis(10));
+            let read = tokio::select! {
+                biased;
+                () = stop.clone().wait() => break,
+                read = pipeline.stream.read_new(connection, 1, wait) => read,
+            };
+            match read {
+                Ok(read) => {
+                    pipeline.stats.loop_ok();
+                    deliveries = read;
+                }
+                Err(error) => {
+                    pipeline.stats.loop_failed(&error);
+                    tracing::warn!(%error, "reading the job stream failed");
+                    reader = None;
+                    if sleep_or_stop(Duration::from_millis(500), &stop).await {
+                        break;
+                    }
+                    continue;
+                }
+            }
+        }
+        let Some(delivery) = deliveries.into_iter().next() else { continue };
+        let pipeline = Arc::clone(&pipeline);
+        let in_hand = Arc::clone(&in_hand);
+        let job_shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            let _permit = permit;
+            handle_delivery(&pipeline, delivery, &in_hand, job_shutdown).await;
+        });
+    }
+    drain(tasks, Duration::from_millis(config.shutdown_grace_ms)).await;
+    tracing::info!("pipeline worker stopped");
+}
+
+async fn drain(mut tasks: JoinSet<()>, grace: Duration) {
+    let finished = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+    if finished.is_err() {
+        tracing::warn!(
+            abandoned = tasks.len(),
+            ?grace,
+            "jobs still in hand after the shutdown grace; left unacknowledged"
+        );
+        tasks.shutdown().await;
+    }
+}
+
+/// Sleeps; true when shutdown came first.
+async fn sleep_or_stop(duration: Duration, shutdown: &Shutdown) -> bool {
+    tokio::select! {
+        () = shutdown.clone().wait() => true,
+        () = tokio::time::sleep(duration) => false,
+    }
+}
+
+/// Removes a job from the in-hand set when its handling ends, however it ends.
+struct InHand<'a> {
+    set: &'a Mutex<HashSet<String>>,
+    job_id: String,
+}
+
+impl Drop for InHand<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.set.lock() {
+            set.remove(&self.job_id);
+        }
+    }
+}
+
+async fn handle_delivery(
+    pipeline: &Pipeline,
+    delivery: Delivery,
+    in_hand: &Mutex<HashSet<String>>,
+    shutdown: Shutdown,
+) {
+    let Ok(job_uuid) = Uuid::parse_str(&delivery.job_id) else {
+        tracing::error!(entry = %delivery.entry_id, "stream entry without a valid job_id; acknowledged and dropped");
+        ack(pipeline, &delivery).await;
+        return;
+    };
+    let newly_in_hand = in_hand.lock().map(|mut set| set.insert(delivery.job_id.clone())).unwrap_or(false);
+    if !newly_in_hand {
+        // Another delivery of the same job is being handled here (a re-publication).
+        tracing::info!(job_id = %delivery.job_id, entry = %delivery.entry_id, "duplicate delivery of a job in hand; acknowledged");
+        ack(pipeline, &delivery).await;
+        return;
+    }
+    let _in_hand = InHand { set: in_hand, job_id: delivery.job_id.clone() };
+    pipeline.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+    let heartbeat = spawn_heartbeat(pipeline, &delivery);
+    let job: Option<PipelineJob> = serde_json::from_str(&delivery.payload).ok();
+    let span = tracing::info_span!("pipeline_job", job_id = %delivery.job_id,
+        study_id = job.as_ref().map_or("", |job| job.study_id.as_str()), entry = %delivery.entry_id,
+        trace_id = tracing::field::Empty);
+    if let Some(traceparent) = job.as_ref().and_then(|job| job.traceparent.as_deref()) {
+        tfesi_platform::telemetry::set_parent_from_traceparent(&span, traceparent);
+        // The trace id on every log line of the job, as the RPC spans have it (W3C
+        // traceparent: version-traceid-spanid-flags).
+        if let Some(trace_id) = traceparent.split('-').nth(1) {
+            span.record("trace_id", trace_id);
+        }
+    }
+    let handled = match job {
+        Some(job) if job.job_id == delivery.job_id => {
+            process(pipeline, &delivery, job_uuid, &job, &shutdown).instrument(span).await
+        }
+        _ => malformed(pipeline, &delivery, job_uuid).instrument(span).await,
+    };
+    heartbeat.abort();
+    pipeline.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+    if handled == Handled::Abandoned {
+        tracing::info!(job_id = %delivery.job_id, "job left unacknowledged for another attempt");
+    }
+}
+
+fn spawn_heartbeat(pipeline: &Pipeline, delivery: &Delivery) -> tokio::task::JoinHandle<()> {
+    let stream = pipeline.stream.clone();
+    let entry_id = delivery.entry_id.clone();
+    let every = (pipeline.config.claim_idle() / 3).max(Duration::from_millis(20));
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            if let Err(error) = stream.heartbeat(&entry_id).await {
+                tracing::debug!(%error, entry = %entry_id, "heartbeat failed");
+            }
+        }
+    })
+}
+
+async fn ack(pipeline: &Pipeline, delivery: &Delivery) {
+    for attempt in 0..3u32 {
+        match pipeline.stream.ack(&delivery.entry_id).await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::warn!(%error, entry = %delivery.entry_id, attempt, "acknowledgement failed");
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+        }
+    }
+}
+
+/// A payload that is not a job: parked as a dead letter so an operator sees it.
+async fn malformed(pipeline: &Pipeline, delivery: &Delivery, job_id: Uuid) -> Handled {
+    tracing::error!(job_id = %job_id, "job payload is not a pipeline job; dead-lettered");
+    let payload = serde_json::from_str(&delivery.payload)
+        .unwrap_or_else(|_| serde_json::Value::String(delivery.payload.clone()));
+    let parked = async {
+        store::admit(&pipeline.pool, job_id, "", "", &payload).await?;
+        store::dead_letter(
+            &pipeline.pool,
+            job_id,
+            Stage::Prepare,
+            "invalid_job",
+            "the job payload is not a pipeline job",
+        )
+        .await
+    }
+    .await;
+    if let Err(error) = parked {
+        tracing::warn!(%error, "cannot record the malformed job; left unacknowledged");
+        return Handled::Abandoned;
+    }
+    pipeline.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+    ack(pipeline, delivery).await;
+    Handled::Finished
+}
+
+async fn report(pipeline: &Pipeline, job_id: &str, state: ProcessingState, attempts: u32, last_error: &str) {
+    if let Err(status) = pipeline.upstream.report_job_status(job_id, state, attempts, last_error).await {
+        tracing::warn!(code = ?status.code(), message = %status.message(), ?state, "ingest.ReportJobStatus failed");
+    }
+}
+
+/// Confirms a finished job to ingest (report and done stream), then acknowledges.
+async fn confirm_and_ack(pipeline: &Pipeline, delivery: &Delivery, attempts: u32) {
+    report(pipeline, &delivery.job_id, ProcessingState::Succeeded, attempts, "").await;
+    if let Err(error) = pipeline.stream.confirm_done(&delivery.job_id).await {
+        tracing::warn!(%error, "confirmation on the done stream failed");
+    }
+    ack(pipeline, delivery).await;
+}
+
+async fn process(
+    pipeline: &Pipeline,
+    delivery: &Delivery,
+    job_id: Uuid,
+    job: &PipelineJob,
+    shutdown: &Shutdown,
+) -> Handled {
+    let config = &pipeline.config;
+    let payload = serde_json::to_value(job).unwrap_or(serde_json::Value::Null);
+    let mut bookkeeping_failures = 0u32;
+    loop {
+        let admission = match store::admit(&pipeline.pool, job_id, &job.study_id, &job.series_id, &payload)
+            .await
+        {
+            Ok(admission) => admission,
+            Err(error) => {
+                bookkeeping_failures += 1;
+                tracing::warn!(%error, "cannot record the attempt in postgres; retrying");
+                let delay = failure::backoff(bookkeeping_failures, base(config), max(config), rand::random());
+                if sleep_or_stop(delay, shutdown).await {
+                    return Handled::Abandoned;
+                }
+                continue;
+            }
+        };
+        let (attempt, stored_prediction) = match admission {
+            Admission::Succeeded => {
+                tracing::info!("job already succeeded; confirmed again");
+                confirm_and_ack(pipeline, delivery, 0).await;
+                return Handled::Finished;
+            }
+            Admission::DeadLettered => {
+                tracing::info!("job is a dead letter; delivery acknowledged");
+                ack(pipeline, delivery).await;
+                return Handled::Finished;
+            }
+            Admission::Run { attempt, prediction } => (attempt, prediction),
+        };
+        if attempt > config.max_attempts {
+            let failure = Failure::permanent(
+                Stage::Prepare,
+                "attempts_exhausted",
+                format!("{} attempts started without finishing (worker crashes?)", attempt - 1),
+            );
+            return give_up(pipeline, delivery, job_id, &failure).await;
+        }
+        tracing::info!(attempt, "pipeline attempt");
+        report(pipeline, &job.job_id, ProcessingState::InProgress, attempt, "").await;
+        match attempt_once(pipeline, job_id, job, stored_prediction).await {
+            Ok(()) => {
+                if let Err(error) = store::succeed(&pipeline.pool, job_id).await {
+                    // The prediction is stored; the next delivery replays it and succeeds.
+                    tracing::warn!(%error, "cannot mark the job succeeded; left unacknowledged");
+                    return Handled::Abandoned;
+                }
+                pipeline.stats.completed.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(attempt, "job succeeded");
+                confirm_and_ack(pipeline, delivery, attempt).await;
+                return Handled::Finished;
+            }
+            Err(failure) if failure.class == Class::Permanent || attempt >= config.max_attempts => {
+                return give_up(pipeline, delivery, job_id, &failure).await;
+            }
+            Err(failure) => {
+                tracing::warn!(attempt, stage = failure.stage.as_str(), reason = failure.reason_code,
+                    message = %failure.message, "transient failure; retrying with backoff");
+                if let Err(error) = store::record_transient(
+                    &pipeline.pool,
+                    job_id,
+                    failure.stage,
+                    failure.reason_code,
+                    &failure.message,
+                )
+                .await
+                {
+                    tracing::warn!(%error, "cannot record the failure in postgres");
+                }
+                report(pipeline, &job.job_id, ProcessingState::InProgress, attempt, &failure.message).await;
+                let delay = failure::backoff(attempt, base(config), max(config), rand::random());
+                if shutdown.is_requested() || sleep_or_stop(delay, shutdown).await {
+                    if let Err(error) = store::release(&pipeline.pool, job_id).await {
+                        tracing::debug!(%error, "cannot release the job");
+                    }
+                    return Handled::Abandoned;
+                }
+            }
+        }
+    }
+}
+
+fn base(config: &WorkerConfig) -> Duration {
+    Duration::from_millis(config.backoff_base_ms)
+}
+
+fn max(config: &WorkerConfig) -> Duration {
+    Duration::from_millis(config.backoff_max_ms)
+}
+
+async fn give_up(pipeline: &Pipeline, delivery: &Delivery, job_id: Uuid, failure: &Failure) -> Handled {
+    tracing::error!(stage = failure.stage.as_str(), reason = failure.reason_code, message = %failure.message,
+        "job dead-lettered");
+    let attempts = match store::dead_letter(
+        &pipeline.pool,
+        job_id,
+        failure.stage,
+        failure.reason_code,
+        &failure.message,
+    )
+    .await
+    {
+        Ok(attempts) => attempts,
+        Err(error) => {
+            tracing::warn!(%error, "cannot record the dead letter; left unacknowledged");
+            return Handled::Abandoned;
+        }
+    };
+    pipeline.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+    let reason = format!("{}: {}", failure.reason_code, failure.message);
+    report(pipeline, &delivery.job_id, ProcessingState::DeadLetter, attempts, &reason).await;
+    ack(pipeline, delivery).await;
+    Handled::Finished
+}
+
+/// One attempt: build (or reuse) the RecordPrediction request and send it.
+async fn attempt_once(
+    pipeline: &Pipeline,
+    job_id: Uuid,
+    job: &PipelineJob,
+    stored_prediction: Option<Vec<u8>>,
+) -> Result<(), Failure> {
+    let encoded = match stored_prediction {
+        Some(encoded) => {
+            tracing::info!("replaying the stored prediction of an earlier attempt");
+            encoded
+        }
+        None => {
+            let request = predict(pipeline, job).await?;
+            store::keep_prediction(&pipeline.pool, job_id, &request.encode_to_vec())
+                .await
+                .map_err(|error| Failure::infrastructure(Stage::Record, "storing the prediction", &error))?
+        }
+    };
+    let request = registry::RecordPredictionRequest::decode(encoded.as_slice()).map_err(|error| {
+        Failure::permanent(Stage::Record, "internal_error", format!("stored prediction unreadable: {error}"))
+    })?;
+    let recorded =
+        pipeline.upstream.record_prediction(request).await.map_err(|status| match status.code() {
+            tonic::Code::FailedPrecondition => Failure::permanent(
+                Stage::Record,
+                "prediction_conflict",
+                format!("registry holds different predictions for this job: {}", status.message()),
+            ),
+            _ => Failure::from_status(Stage::Record, "registry.RecordPrediction", &status),
+        })?;
+    tracing::info!(
+        predictions = recorded.prediction_ids.len(),
+        already_recorded = recorded.already_recorded,
+        episodes = recorded.episode_ids.len(),
+        "predictions recorded"
+    );
+    Ok(())
+}
+
+/// The models, the tensor, the features and the predictions, as a RecordPrediction request.
+async fn predict(
+    pipeline: &Pipeline,
+    job: &PipelineJob,
+) -> Result<registry::RecordPredictionRequest, Failure> {
+    let upstream = &pipeline.upstream;
+    let serving = upstream
+        .serving_models()
+        .await
+        .map_err(|status| Failure::from_status(Stage::Predict, "inference.ListModels", &status))?;
+    let champion_ref = serving.champion.clone().ok_or_else(|| {
+        Failure::permanent(
+            Stage::Predict,
+            "no_champion_model",
+            "inference has no champion model; promote one",
+        )
+    })?;
+    let champion = upstream
+        .card(&champion_ref)
+        .await
+        .map_err(|status| Failure::from_status(Stage::Predict, "inference.GetModel", &status))?;
+    let shadow = match &serving.shadow {
+        Some(reference) => match upstream.card(reference).await {
+            Ok(card) => Some(card),
+            Err(status) => {
+                tracing::warn!(code = ?status.code(), "shadow card unavailable; the shadow is skipped");
+                None
+            }
+        },
+        None => None,
+    };
+    let prep_spec = spec::by_version(&champion.spec_version).ok_or_else(|| {
+        Failure::permanent(
+            Stage::Prepare,
+            "unsupported_spec_version",
+            format!("champion expects spec `{}`, which this server cannot produce", champion.spec_version),
+        )
+    })?;
+
+    let instances = crate::objects::load(pipeline.objects.clone(), job.objects.clone())
+        .await
+        .map_err(|error| Failure::from(&error))?;
+    if instances.is_empty() {
+        return Err(Failure::permanent(Stage::Prepare, "invalid_job", "the job lists no stored instances"));
+    }
+    let prepared = prepare_instances(instances, prep_spec, pipeline.limits, pipeline.cache.as_ref())
+        .await
+        .map_err(|error| Failure::from(&error))?;
+    tracing::info!(
+        cache_hit = prepared.cache_hit,
+        compute_ms = prepared.compute_time.as_millis() as u64,
+        "tensor ready"
+    );
+
+    let facts = clinical_facts(pipeline, job, &champion, shadow.as_ref()).await?;
+    let champion_features = encode_for(&champion, facts.as_ref())?;
+    let image = image_tensor(&prepared);
+    let tensor_sha = tensor_sha256(&prepared.tensor.data);
+    let row = |clinical: Vec<common::ClinicalFeature>, card: &CardSummary| inference::PredictRow {
+        row_id: job.job_id.clone(),
+        image: Some(image.clone()),
+        clinical,
+        spec_version: card.spec_version.clone(),
+        study_id: job.study_id.clone(),
+        series_id: job.series_id.clone(),
+        job_id: job.job_id.clone(),
+    };
+    let shadow_shares_inputs = shadow.as_ref().is_some_and(|card| {
+        card.clinical_features == champion.clinical_features && card.spec_version == champion.spec_version
+    });
+    let response = upstream
+        .predict(inference::PredictRequest {
+            rows: vec![row(champion_features.clone(), &champion)],
+            model: None,
+            skip_shadow: !shadow_shares_inputs,
+        })
+        .await
+        .map_err(|status| Failure::from_status(Stage::Predict, "inference.Predict", &status))?;
+    let result = response.results.into_iter().next().ok_or_else(|| {
+        Failure::transient(Stage::Predict, "downstream_unavailable", "inference returned no result")
+    })?;
+    let answer = result.prediction.ok_or_else(|| {
+        Failure::transient(Stage::Predict, "downstream_unavailable", "inference returned no prediction")
+    })?;
+    if answer.model.as_ref() != Some(&champion.model) {
+        return Err(Failure::transient(
+            Stage::Predict,
+            "champion_changed",
+            "the champion changed while the job ran; predicting again",
+        ));
+    }
+    let mut predictions =
+        vec![record(job, answer, common::ModelRole::Champion, &tensor_sha, champion_features)];
+
+    if let Some(shadow_card) = &shadow {
+        if shadow_shares_inputs {
+            match result.shadow {
+                Some(shadow_answer) => predictions.push(record(
+                    job,
+                    shadow_answer,
+                    common::ModelRole::Shadow,
+                    &tensor_sha,
+                    predictions[0].clinical.clone(),
+                )),
+                None => {
+                    tracing::warn!(error = %result.shadow_error, "shadow did not run; only the champion is recorded")
+                }
+            }
+        } else if let Some(shadow_prediction) =
+            predict_shadow(pipeline, job, shadow_card, facts.as_ref(), prep_spec.version, &row).await
+        {
+            predictions.push(record(
+                job,
+                shadow_prediction.0,
+                common::ModelRole::Shadow,
+                &tensor_sha,
+                shadow_prediction.1,
+            ));
+        }
+    }
+    Ok(registry::RecordPredictionRequest {
+        job_id: job.job_id.clone(),
+        study_id: job.study_id.clone(),
+        series_id: job.series_id.clone(),
+        predictions,
+    })
+}
+
+/// A shadow whose inputs differ from the champion's runs as an explicit model with its own
+/// features; like any shadow failure, a failure here never fails the job.
+async fn predict_shadow(
+    pipeline: &Pipeline,
+    job: &PipelineJob,
+    card: &CardSummary,
+    facts: Option<&EpisodeFacts>,
+    tensor_spec: &str,
+    row: &impl Fn(Vec<common::ClinicalFeature>, &CardSummary) -> inference::PredictRow,
+) -> Option<(inference::Prediction, Vec<common::ClinicalFeature>)> {
+    let features = match encode_for(card, facts) {
+        Ok(features) => features,
+        Err(failure) => {
+            tracing::warn!(message = %failure.message, "shadow features unavailable; the shadow is skipped");
+            return None;
+        }
+    };
+    if card.spec_version != tensor_spec {
+        tracing::warn!(shadow_spec = %card.spec_version, tensor_spec, "shadow expects another spec version; skipped");
+        return None;
+    }
+    let request = inference::PredictRequest {
+        rows: vec![row(features.clone(), card)],
+        model: Some(card.model.clone()),
+        skip_shadow: true,
+    };
+    match pipeline.upstream.predict(request).await {
+        Ok(response) => response
+            .results
+            .into_iter()
+            .next()
+            .and_then(|result| result.prediction)
+            .map(|prediction| (prediction, features)),
+        Err(status) => {
+            tracing::warn!(job_id = %job.job_id, code = ?status.code(), message = %status.message(),
+                "shadow prediction failed; only the champion is recorded");
+            None
+        }
+    }
+}
+
+/// The facts of the study's episode when a model needs clinical features; none otherwise.
+async fn clinical_facts(
+    pipeline: &Pipeline,
+    job: &PipelineJob,
+    champion: &CardSummary,
+    shadow: Option<&CardSummary>,
+) -> Result<Option<EpisodeFacts>, Failure> {
+    if let Some(unknown) = features::first_unknown(&champion.clinical_features) {
+        return Err(Failure::permanent(
+            Stage::Predict,
+            "unsupported_clinical_feature",
+            format!(
+                "model {}/{} needs clinical feature `{unknown}`, which has no encoder",
+                champion.model.name, champion.model.version
+            ),
+        ));
+    }
+    let shadow_needs = shadow.is_some_and(|card| !card.clinical_features.is_empty());
+    if champion.clinical_features.is_empty() && !shadow_needs {
+        return Ok(None);
+    }
+    let episodes = pipeline
+        .upstream
+        .episodes_of_study(&job.study_id)
+        .await
+        .map_err(|status| Failure::from_status(Stage::Predict, "registry.ListEpisodes", &status))?;
+    let Some(episode) = episodes.first() else {
+        if champion.clinical_features.is_empty() {
+            // Only the shadow needs features: the champion still answers.
+            return Ok(None);
+        }
+        return Err(Failure::transient(
+            Stage::Predict,
+            "no_linked_episode",
+            format!(
+                "no treatment episode is linked to the study; model {}/{} needs its clinical features (link it with Registry.LinkStudy)",
+                champion.model.name, champion.model.version
+            ),
+        ));
+    };
+    if episodes.len() > 1 {
+        tracing::warn!(episodes = episodes.len(), episode_id = %episode.episode_id,
+            "several episodes are linked to the study; the newest one's features are used");
+    }
+    EpisodeFacts::from_episode(episode)
+        .map(Some)
+        .map_err(|error| Failure::permanent(Stage::Predict, "invalid_episode", error.to_string()))
+}
+
+fn encode_for(
+    card: &CardSummary,
+    facts: Option<&EpisodeFacts>,
+) -> Result<Vec<common::ClinicalFeature>, Failure> {
+    if card.clinical_features.is_empty() {
+        return Ok(Vec::new());
+    }
+    let facts = facts.ok_or_else(|| {
+        Failure::transient(Stage::Predict, "no_linked_episode", "no treatment episode is linked to the study")
+    })?;
+    features::encode(&card.clinical_features, facts).map_err(|error| {
+        Failure::permanent(Stage::Predict, "unsupported_clinical_feature", error.to_string())
+    })
+}
+
+fn image_tensor(prepared: &PreparedTensor) -> common::Tensor {
+    common::Tensor {
+        shape: prepared.tensor.shape.iter().map(|dim| u32::try_from(*dim).unwrap_or(u32::MAX)).collect(),
+        dtype: common::DType::Float32.into(),
+        data: prepared.tensor.data.iter().flat_map(|value| value.to_le_bytes()).collect(),
+    }
+}
+
+fn record(
+    job: &PipelineJob,
+    prediction: inference::Prediction,
+    role: common::ModelRole,
+    tensor_sha: &str,
+    clinical: Vec<common::ClinicalFeature>,
+) -> registry::PredictionRecord {
+    let now = chrono::Utc::now();
+    registry::PredictionRecord {
+        prediction_id: String::new(),
+        job_id: job.job_id.clone(),
+        study_id: job.study_id.clone(),
+        series_id: job.series_id.clone(),
+        model: prediction.model,
+        role: role.into(),
+        spec_version: prediction.spec_version,
+        probability: prediction.probability,
+        threshold: prediction.threshold,
+        predicted_label: prediction.predicted_label,
+        execution_provider: prediction.execution_provider,
+        predicted_at: Some(prost_types::Timestamp {
+            seconds: now.timestamp(),
+            nanos: i32::try_from(now.timestamp_subsec_micros() * 1000).unwrap_or(0),
+        }),
+        tensor_sha256: tensor_sha.to_owned(),
+        clinical,
+    }
+}
