@@ -38,6 +38,8 @@ pub fn bundled_models() -> PathBuf {
 pub struct Stack {
     /// Ingest (gRPC).
     pub ingest: ServiceProcess,
+    /// Ingest's DICOM C-STORE receiver (called AE title `TFESI`).
+    pub dicom_address: SocketAddr,
     /// Inference.
     pub inference: ServiceProcess,
     /// Registry.
@@ -88,8 +90,9 @@ impl Stack {
 
         let mut ingest_env = common_env("ingest", &database, &redis_prefix, settings);
         ingest_env.push(("TFESI_INGEST__STORAGE__ROOT".to_owned(), objects.display().to_string()));
-        ingest_env
-            .push(("TFESI_INGEST__DICOM__LISTEN".to_owned(), format!("127.0.0.1:{}", crate::free_port())));
+        let dicom_address: SocketAddr =
+            format!("127.0.0.1:{}", crate::free_port()).parse().expect("DICOM address");
+        ingest_env.push(("TFESI_INGEST__DICOM__LISTEN".to_owned(), dicom_address.to_string()));
         let ingest = ServiceProcess::start("tfesi-ingest", "ingest", &ingest_env);
         let mut registry_env = common_env("registry", &database, &redis_prefix, settings);
         registry_env.retain(|(key, _)| !key.contains("__REDIS__"));
@@ -104,12 +107,12 @@ impl Stack {
         let mut preprocess_env = common_env("preprocess", &database, &redis_prefix, settings);
         preprocess_env.extend([
             ("TFESI_PREPROCESS__STORAGE__ROOT".to_owned(), objects.display().to_string()),
-            ("TFESI_PREPROCESS__UPSTREAM__INGEST".to_owned(), ingest.address.to_string()),
-            ("TFESI_PREPROCESS__UPSTREAM__INFERENCE".to_owned(), inference.address.to_string()),
-            ("TFESI_PREPROCESS__UPSTREAM__REGISTRY".to_owned(), registry.address.to_string()),
+            ("TFESI_PREPROCESS__UPSTREAM__INGEST".to_owned(), format!("http://{}", ingest.address)),
+            ("TFESI_PREPROCESS__UPSTREAM__INFERENCE".to_owned(), format!("http://{}", inference.address)),
+            ("TFESI_PREPROCESS__UPSTREAM__REGISTRY".to_owned(), format!("http://{}", registry.address)),
         ]);
         let preprocess = ServiceProcess::start("tfesi-preprocess", "preprocess", &preprocess_env);
-        let stack = Self { ingest, inference, registry, preprocess, database, redis_prefix, dir };
+        let stack = Self { ingest, dicom_address, inference, registry, preprocess, database, redis_prefix, dir };
         for (process, name) in stack.services() {
             let status = wait_for_health(process.address, "", ServingStatus::Serving, START_WITHIN).await;
             assert_eq!(

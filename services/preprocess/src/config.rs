@@ -1,6 +1,5 @@
 //! Configuration of `tfesi-preprocess` (environment prefix `TFESI_PREPROCESS__`).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -203,12 +202,13 @@ impl Validate for WorkerConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpstreamConfig {
-    /// tfesi-ingest (GetSeries, ReportJobStatus).
-    pub ingest: SocketAddr,
-    /// tfesi-inference (Predict, models).
-    pub inference: SocketAddr,
-    /// tfesi-registry (episodes, RecordPrediction).
-    pub registry: SocketAddr,
+    /// tfesi-ingest (GetSeries, ReportJobStatus), as a URL: `http://host:port` (a DNS name
+    /// such as `http://ingest:50051` in Compose or Kubernetes, or an address).
+    pub ingest: String,
+    /// tfesi-inference (Predict, models), e.g. `http://inference:50053`.
+    pub inference: String,
+    /// tfesi-registry (episodes, RecordPrediction), e.g. `http://registry:50054`.
+    pub registry: String,
     /// Connection timeout, ms.
     pub connect_timeout_ms: u64,
 }
@@ -216,24 +216,35 @@ pub struct UpstreamConfig {
 impl Default for UpstreamConfig {
     fn default() -> Self {
         Self {
-            ingest: SocketAddr::from(([127, 0, 0, 1], 50051)),
-            inference: SocketAddr::from(([127, 0, 0, 1], 50053)),
-            registry: SocketAddr::from(([127, 0, 0, 1], 50054)),
+            ingest: "http://127.0.0.1:50051".to_owned(),
+            inference: "http://127.0.0.1:50053".to_owned(),
+            registry: "http://127.0.0.1:50054".to_owned(),
             connect_timeout_ms: 2_000,
         }
     }
 }
 
+/// Checks that `endpoint` is `http://host:port` (or https) with a port other than 0.
+fn validate_endpoint(key: &str, endpoint: &str) -> Result<(), ConfigError> {
+    let usage = "must be a URL like http://ingest:50051";
+    let uri: http::Uri = endpoint.parse().map_err(|_| ConfigError::invalid(key, usage))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+        return Err(ConfigError::invalid(key, usage));
+    }
+    match uri.port_u16() {
+        Some(0) | None => Err(ConfigError::invalid(key, "needs an explicit port other than 0, e.g. http://ingest:50051")),
+        Some(_) => Ok(()),
+    }
+}
+
 impl Validate for UpstreamConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        for (key, address) in [
-            ("upstream.ingest", self.ingest),
-            ("upstream.inference", self.inference),
-            ("upstream.registry", self.registry),
+        for (key, endpoint) in [
+            ("upstream.ingest", &self.ingest),
+            ("upstream.inference", &self.inference),
+            ("upstream.registry", &self.registry),
         ] {
-            if address.port() == 0 {
-                return Err(ConfigError::invalid(key, "needs a port other than 0"));
-            }
+            validate_endpoint(key, endpoint)?;
         }
         if !(10..=60_000).contains(&self.connect_timeout_ms) {
             return Err(ConfigError::invalid("upstream.connect_timeout_ms", "must be 10 to 60000"));
@@ -276,9 +287,9 @@ mod tests {
     fn defaults_are_valid_and_point_at_the_other_services() {
         let config = Config::default();
         assert!(config.validate().is_ok());
-        assert_eq!(config.upstream.ingest.port(), 50051);
-        assert_eq!(config.upstream.inference.port(), 50053);
-        assert_eq!(config.upstream.registry.port(), 50054);
+        assert_eq!(config.upstream.ingest, "http://127.0.0.1:50051");
+        assert_eq!(config.upstream.inference, "http://127.0.0.1:50053");
+        assert_eq!(config.upstream.registry, "http://127.0.0.1:50054");
         assert_eq!(config.stream_key(), "tfesi:jobs");
     }
 
@@ -295,9 +306,18 @@ mod tests {
         assert!(message.contains("worker.backoff_max_ms"), "{message}");
 
         let mut config = Config::default();
-        config.upstream.registry = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.upstream.registry = "http://127.0.0.1:0".to_owned();
         let message = config.validate().err().map(|error| error.to_string()).unwrap_or_default();
         assert!(message.contains("upstream.registry"), "{message}");
+
+        let mut config = Config::default();
+        config.upstream.ingest = "ingest:50051".to_owned();
+        let message = config.validate().err().map(|error| error.to_string()).unwrap_or_default();
+        assert!(message.contains("upstream.ingest") && message.contains("http://"), "{message}");
+
+        let mut config = Config::default();
+        config.upstream.ingest = "http://ingest:50051".to_owned();
+        assert!(config.validate().is_ok(), "a DNS name is a valid upstream");
     }
 
     #[test]

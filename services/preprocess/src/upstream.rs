@@ -51,11 +51,8 @@ pub struct Upstream {
     cards: Arc<Mutex<HashMap<(String, String), CardSummary>>>,
 }
 
-fn channel(
-    address: std::net::SocketAddr,
-    connect_timeout: Duration,
-) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(format!("http://{address}"))?
+fn channel(endpoint: &str, connect_timeout: Duration) -> Result<Channel, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(endpoint.to_owned())?
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
         .connect_lazy())
@@ -66,15 +63,15 @@ impl Upstream {
     pub fn new(config: &UpstreamConfig, call_timeout: Duration) -> Result<Self, tonic::transport::Error> {
         let connect_timeout = Duration::from_millis(config.connect_timeout_ms);
         let ingest =
-            IngestClient::with_interceptor(channel(config.ingest, connect_timeout)?, TraceContextInterceptor)
+            IngestClient::with_interceptor(channel(&config.ingest, connect_timeout)?, TraceContextInterceptor)
                 .max_decoding_message_size(MAX_RESPONSE_BYTES);
         let inference = InferenceClient::with_interceptor(
-            channel(config.inference, connect_timeout)?,
+            channel(&config.inference, connect_timeout)?,
             TraceContextInterceptor,
         )
         .max_decoding_message_size(MAX_RESPONSE_BYTES);
         let registry = RegistryClient::with_interceptor(
-            channel(config.registry, connect_timeout)?,
+            channel(&config.registry, connect_timeout)?,
             TraceContextInterceptor,
         )
         .max_decoding_message_size(MAX_RESPONSE_BYTES);

@@ -10,6 +10,7 @@
 //! See docs/synth.md for the anatomy, the outcome model and every column.
 
 pub mod anatomy;
+pub mod api;
 pub mod auc;
 pub mod calendar;
 pub mod cohort;

@@ -269,9 +269,9 @@ impl Stack {
             ..tfesi_preprocess::Config::default()
         };
         config.storage.root = self.objects.path().to_path_buf();
-        config.upstream.ingest = self.ingest;
-        config.upstream.inference = self.inference;
-        config.upstream.registry = self.registry;
+        config.upstream.ingest = format!("http://{}", self.ingest);
+        config.upstream.inference = format!("http://{}", self.inference);
+        config.upstream.registry = format!("http://{}", self.registry);
         config
     }
 
