@@ -32,7 +32,8 @@ PLANNED_BINARIES = {"tfesi-desk"}  # not in the workspace yet: its keys cannot b
 # Who may call whom (besides DNS and the telemetry collector, which every pod may reach).
 EXPECTED_EGRESS = {
     "tfesi-ingest": {"external:5432", "external:6379"},
-    "tfesi-preprocess": {"external:5432", "external:6379", "tfesi-inference:50053", "tfesi-registry:50054"},
+    "tfesi-preprocess": {"external:5432", "external:6379", "tfesi-ingest:50051", "tfesi-inference:50053",
+                         "tfesi-registry:50054"},
     "tfesi-inference": set(),
     "tfesi-registry": {"external:5432"},
     "tfesi-desk": {"tfesi-registry:50054", "tfesi-ingest:50051"},
