@@ -112,7 +112,8 @@ impl Stack {
             ("TFESI_PREPROCESS__UPSTREAM__REGISTRY".to_owned(), format!("http://{}", registry.address)),
         ]);
         let preprocess = ServiceProcess::start("tfesi-preprocess", "preprocess", &preprocess_env);
-        let stack = Self { ingest, dicom_address, inference, registry, preprocess, database, redis_prefix, dir };
+        let stack =
+            Self { ingest, dicom_address, inference, registry, preprocess, database, redis_prefix, dir };
         for (process, name) in stack.services() {
             let status = wait_for_health(process.address, "", ServingStatus::Serving, START_WITHIN).await;
             assert_eq!(

@@ -1,12 +1,15 @@
 //! `tfesi dev`: the embedded development stack. All four services in one process, each on its
 //! own port and still spoken to over gRPC, against the local Postgres and Redis, with a
 //! filesystem object store under the data directory and the bundled model repository.
+//!
+//! [`EmbeddedStack`] is the stack itself, also started by `tfesi demo` when no stack answers.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Args;
-use tfesi_platform::{ServiceConfig, Shutdown, TelemetryConfig};
+use tfesi_platform::{ServiceConfig, Shutdown, ShutdownTrigger, TelemetryConfig};
 
 /// Options of `tfesi dev`. Every service key can still be set through its environment
 /// variables (`TFESI_<SERVICE>__<SECTION>__<KEY>`), which win over these flags.
@@ -20,69 +23,157 @@ pub struct DevArgs {
     log: String,
 }
 
-/// A service of the stack: its name, its configuration, and how to start it.
+/// The four services' configurations for a development stack under one data directory.
+pub struct StackConfigs {
+    /// The data directory, canonical.
+    pub data_dir: PathBuf,
+    /// Ingest (object store under the data directory).
+    pub ingest: tfesi_ingest::Config,
+    /// Preprocess (same object store).
+    pub preprocess: tfesi_preprocess::Config,
+    /// Inference.
+    pub inference: tfesi_inference::Config,
+    /// Registry.
+    pub registry: tfesi_registry::Config,
+}
+
+impl StackConfigs {
+    /// Creates `data_dir` if needed and loads every service's configuration (defaults, then the
+    /// `TFESI_<SERVICE>__...` environment), with the development object store under it.
+    pub fn load(data_dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+        let data_dir = std::fs::canonicalize(data_dir)?;
+        let ingest: tfesi_ingest::Config = tfesi_platform::config::load("ingest", None)?;
+        let preprocess: tfesi_preprocess::Config = tfesi_platform::config::load("preprocess", None)?;
+        let inference: tfesi_inference::Config = tfesi_platform::config::load("inference", None)?;
+        let registry: tfesi_registry::Config = tfesi_platform::config::load("registry", None)?;
+        Ok(Self {
+            ingest: ingest.for_development(&data_dir),
+            preprocess: preprocess.for_development(&data_dir),
+            inference,
+            registry,
+            data_dir,
+        })
+    }
+}
+
+/// A service of the stack: its name, where it listens, and its task.
 struct Member {
     name: &'static str,
-    listen: std::net::SocketAddr,
+    listen: SocketAddr,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// The four services running as tasks of the current Tokio runtime.
+pub struct EmbeddedStack {
+    members: Vec<Member>,
+    trigger: ShutdownTrigger,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Where ingest's DICOM receiver listens (when enabled).
+    pub dicom: Option<(SocketAddr, String)>,
+}
+
+impl EmbeddedStack {
+    /// Binds every gRPC listener and spawns the services (registry and inference first: the
+    /// pipeline worker calls them). Fails when a port is taken.
+    pub async fn start(configs: StackConfigs) -> anyhow::Result<Self> {
+        let StackConfigs { data_dir, ingest, preprocess, inference, registry } = configs;
+        let dicom = ingest.dicom.enabled.then(|| (ingest.dicom.listen, ingest.dicom.ae_title.clone()));
+        let (trigger, shutdown) = Shutdown::new();
+        let mut stack = Self { members: Vec::new(), trigger, data_dir, dicom };
+        stack.members.push(start(registry, shutdown.clone(), tfesi_registry::run).await?);
+        stack.members.push(start(inference, shutdown.clone(), tfesi_inference::run).await?);
+        stack.members.push(start(ingest, shutdown.clone(), tfesi_ingest::run).await?);
+        stack.members.push(start(preprocess, shutdown, tfesi_preprocess::run).await?);
+        Ok(stack)
+    }
+
+    /// Each service's name and gRPC address.
+    pub fn endpoints(&self) -> Vec<(&'static str, SocketAddr)> {
+        self.members.iter().map(|member| (member.name, member.listen)).collect()
+    }
+
+    /// The gRPC address of `name`.
+    pub fn address(&self, name: &str) -> Option<SocketAddr> {
+        self.members.iter().find(|member| member.name == name).map(|member| member.listen)
+    }
+
+    /// Waits until a service stops (which it only does on failure while the stack runs) and
+    /// returns why; the service is no longer part of the stack.
+    pub async fn first_failure(&mut self) -> anyhow::Error {
+        let (result, index) = std::future::poll_fn(|cx| {
+            for (index, member) in self.members.iter_mut().enumerate() {
+                if let std::task::Poll::Ready(result) = std::pin::Pin::new(&mut member.task).poll(cx) {
+                    return std::task::Poll::Ready((result, index));
+                }
+            }
+            std::task::Poll::Pending
+        })
+        .await;
+        let name = self.members.remove(index).name;
+        describe_exit(name, result)
+    }
+
+    /// The failure of a service that already stopped, without waiting.
+    pub async fn failure_now(&mut self) -> Option<anyhow::Error> {
+        if self.members.iter().any(|member| member.task.is_finished()) {
+            Some(self.first_failure().await)
+        } else {
+            None
+        }
+    }
+
+    /// Triggers the graceful shutdown and waits for every service; errors are logged.
+    pub async fn stop(self) {
+        self.trigger.trigger();
+        for member in self.members {
+            match member.task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!(service = member.name, error = %format!("{error:#}"), "stopped with an error")
+                }
+                Err(join) => tracing::warn!(service = member.name, %join, "task ended abnormally"),
+            }
+        }
+    }
+}
+
+fn describe_exit(
+    name: &'static str,
+    result: Result<anyhow::Result<()>, tokio::task::JoinError>,
+) -> anyhow::Error {
+    match result {
+        Ok(Ok(())) => anyhow::anyhow!("{name} stopped unexpectedly"),
+        Ok(Err(error)) => error.context(format!("{name} failed")),
+        Err(join) => anyhow::anyhow!("{name} panicked: {join}"),
+    }
 }
 
 /// Starts every service, prints the endpoints, and runs until SIGTERM or SIGINT.
 pub fn run(args: DevArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("cannot create the data directory {}", args.data_dir.display()))?;
-    let data_dir = std::fs::canonicalize(&args.data_dir)?;
-
-    let ingest: tfesi_ingest::Config = tfesi_platform::config::load("ingest", None)?;
-    let preprocess: tfesi_preprocess::Config = tfesi_platform::config::load("preprocess", None)?;
-    let inference: tfesi_inference::Config = tfesi_platform::config::load("inference", None)?;
-    let registry: tfesi_registry::Config = tfesi_platform::config::load("registry", None)?;
-    let ingest = ingest.for_development(&data_dir);
-    let preprocess = preprocess.for_development(&data_dir);
-
+    let configs = StackConfigs::load(&args.data_dir)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let telemetry_config = TelemetryConfig { log_filter: args.log.clone(), ..ingest.telemetry().clone() };
+        let telemetry_config =
+            TelemetryConfig { log_filter: args.log.clone(), ..configs.ingest.telemetry().clone() };
         let telemetry = tfesi_platform::telemetry::Telemetry::init("tfesi-dev", &telemetry_config)?;
-        let (trigger, shutdown) = Shutdown::new();
-
-        // Registry and inference first: the pipeline worker calls them.
-        let mut members = Vec::new();
-        members.push(start(registry, shutdown.clone(), tfesi_registry::run).await?);
-        members.push(start(inference, shutdown.clone(), tfesi_inference::run).await?);
-        members.push(start(ingest, shutdown.clone(), tfesi_ingest::run).await?);
-        members.push(start(preprocess, shutdown.clone(), tfesi_preprocess::run).await?);
+        let mut stack = EmbeddedStack::start(configs).await?;
 
         println!("tfesi dev: the stack is starting (Ctrl-C stops it)");
-        println!("  data directory  {}", data_dir.display());
-        for member in &members {
-            println!("  {:<11} grpc://{}", member.name, member.listen);
+        println!("  data directory  {}", stack.data_dir.display());
+        for (name, listen) in stack.endpoints() {
+            println!("  {name:<11} grpc://{listen}");
         }
         println!("  check health with: tfesi status");
 
         let mut first_failure = None;
-        let mut pending: Vec<_> = members.into_iter().map(|member| (member.name, member.task)).collect();
         tokio::select! {
             () = tfesi_platform::shutdown::os_signal() => {}
-            (result, index, _) = futures_select_all(&mut pending) => {
-                let (name, _finished) = pending.remove(index);
-                first_failure = Some(match result {
-                    Ok(Ok(())) => anyhow::anyhow!("{name} stopped unexpectedly"),
-                    Ok(Err(error)) => error.context(format!("{name} failed")),
-                    Err(join) => anyhow::anyhow!("{name} panicked: {join}"),
-                });
-            }
+            error = stack.first_failure() => first_failure = Some(error),
         }
-        trigger.trigger();
-        for (name, task) in pending {
-            match task.await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => {
-                    tracing::warn!(service = name, error = %format!("{error:#}"), "stopped with an error")
-                }
-                Err(join) => tracing::warn!(service = name, %join, "task ended abnormally"),
-            }
-        }
+        stack.stop().await;
         telemetry.shutdown().await;
         match first_failure {
             Some(error) => Err(error),
@@ -102,19 +193,4 @@ where
     let listen = listener.local_addr()?;
     let task = tokio::spawn(run(config, listener, shutdown));
     Ok(Member { name: C::NAME, listen, task })
-}
-
-/// Waits for the first task of `tasks` to finish, without taking the others.
-async fn futures_select_all(
-    tasks: &mut [(&'static str, tokio::task::JoinHandle<anyhow::Result<()>>)],
-) -> (Result<anyhow::Result<()>, tokio::task::JoinError>, usize, ()) {
-    std::future::poll_fn(|cx| {
-        for (index, (_, task)) in tasks.iter_mut().enumerate() {
-            if let std::task::Poll::Ready(result) = std::pin::Pin::new(task).poll(cx) {
-                return std::task::Poll::Ready((result, index, ()));
-            }
-        }
-        std::task::Poll::Pending
-    })
-    .await
 }

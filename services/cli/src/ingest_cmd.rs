@@ -102,19 +102,32 @@ fn files_under(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-/// Uploads one batch of files on one stream; returns each file's result in order.
-async fn upload_batch(
+/// Where an uploaded instance's bytes come from.
+pub enum Source {
+    /// A file, read when its turn comes.
+    File(PathBuf),
+    /// Bytes already in memory.
+    Bytes(Vec<u8>),
+}
+
+/// Uploads one batch of instances on one stream (client references are `file-<index>`);
+/// returns each instance's result in order.
+pub async fn upload_batch(
     mut client: IngestClient<tonic::transport::Channel>,
-    batch: Vec<(usize, PathBuf)>,
+    batch: Vec<(usize, Source)>,
     chunk_bytes: usize,
     progress: ProgressBar,
 ) -> anyhow::Result<Vec<(usize, pb::InstanceResult)>> {
     let (sender, receiver) = tokio::sync::mpsc::channel::<pb::UploadRequest>(8);
     let refs: Vec<usize> = batch.iter().map(|(index, _)| *index).collect();
     let producer = tokio::spawn(async move {
-        for (index, path) in batch {
-            let bytes =
-                tokio::fs::read(&path).await.with_context(|| format!("cannot read {}", path.display()))?;
+        for (index, source) in batch {
+            let bytes = match source {
+                Source::File(path) => {
+                    tokio::fs::read(&path).await.with_context(|| format!("cannot read {}", path.display()))?
+                }
+                Source::Bytes(bytes) => bytes,
+            };
             let begin = pb::InstanceBegin {
                 client_ref: format!("file-{index:06}"),
                 declared_size_bytes: bytes.len() as u64,
@@ -148,7 +161,7 @@ async fn upload_batch(
     Ok(refs.into_iter().zip(results).collect())
 }
 
-fn outcome_name(outcome: i32) -> &'static str {
+pub fn outcome_name(outcome: i32) -> &'static str {
     match pb::InstanceOutcome::try_from(outcome) {
         Ok(pb::InstanceOutcome::Stored) => "stored",
         Ok(pb::InstanceOutcome::Duplicate) => "duplicate",
@@ -158,7 +171,7 @@ fn outcome_name(outcome: i32) -> &'static str {
     }
 }
 
-fn reason_name(reason: i32) -> &'static str {
+pub fn reason_name(reason: i32) -> &'static str {
     pb::InstanceReason::try_from(reason)
         .map(|reason| reason.as_str_name().trim_start_matches("INSTANCE_REASON_"))
         .unwrap_or("UNKNOWN")
@@ -181,8 +194,12 @@ pub async fn ingest_dir(endpoints: &Endpoints, args: &IngestArgs) -> anyhow::Res
     );
     let mut report = IngestReport { files: files.len(), ..IngestReport::default() };
     report.bytes = files.iter().filter_map(|path| std::fs::metadata(path).ok()).map(|meta| meta.len()).sum();
-    let indexed: Vec<(usize, PathBuf)> = files.iter().cloned().enumerate().collect();
-    let mut batches = indexed.chunks(args.per_stream.max(1)).map(<[_]>::to_vec);
+    let mut indexed = files.iter().cloned().map(Source::File).enumerate().peekable();
+    let per_stream = args.per_stream.max(1);
+    let mut batches = std::iter::from_fn(move || {
+        indexed.peek()?;
+        Some(indexed.by_ref().take(per_stream).collect::<Vec<_>>())
+    });
     let mut running = tokio::task::JoinSet::new();
     let mut results = Vec::with_capacity(files.len());
     loop {

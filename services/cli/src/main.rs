@@ -1,10 +1,12 @@
-//! `tfesi`: the operator command. `tfesi dev` runs the whole stack in one process,
+//! `tfesi`: the operator command. `tfesi demo` runs the whole loop on a synthetic cohort,
+//! `tfesi dev` runs the whole stack in one process,
 //! `tfesi synth` writes a synthetic cohort, `tfesi status` reports every service's health, and
 //! `ingest`, `study`, `jobs` and `model` operate the running stack over its gRPC APIs.
 //!
 //! Exit codes scripts can trust: 0 success, 1 failure (the message on stderr says why),
 //! 2 bad command line, 3 `tfesi ingest` finished but some instances were rejected.
 
+mod demo;
 mod dev;
 mod endpoints;
 mod ingest_cmd;
@@ -30,6 +32,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The whole loop on a small synthetic cohort: starts the stack unless one runs, sends studies
+    /// over DICOM and gRPC, registers episodes, waits for predictions, records the 2-month
+    /// follow-ups, snapshots, and prints timings and the champion's prospective AUC.
+    Demo(demo::DemoArgs),
     /// Run all four services in one process (each on its own gRPC port) against the local
     /// Postgres and Redis, with a filesystem object store and the bundled model.
     Dev(dev::DevArgs),
@@ -58,6 +64,7 @@ fn block_on<T>(future: impl std::future::Future<Output = anyhow::Result<T>>) -> 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Demo(args) => demo::run(&cli.endpoints, &args, cli.json),
         Command::Dev(args) => dev::run(args),
         Command::Synth(args) => {
             tfesi_synth::run(&args).map(|summary| println!("{summary}")).map_err(anyhow::Error::from)

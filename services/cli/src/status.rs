@@ -44,7 +44,8 @@ pub fn run(endpoints: &crate::endpoints::Endpoints, json: bool) -> anyhow::Resul
     if unhealthy.is_empty() { Ok(()) } else { anyhow::bail!("not serving: {}", unhealthy.join(", ")) }
 }
 
-async fn check(endpoint: &str, grpc_name: &str) -> String {
+/// The health of `grpc_name` at `endpoint` as one word (`SERVING`, `UNREACHABLE`, ...).
+pub(crate) async fn check(endpoint: &str, grpc_name: &str) -> String {
     let Ok(endpoint) = tonic::transport::Endpoint::from_shared(endpoint.to_owned()) else {
         return "INVALID_ENDPOINT".to_owned();
     };

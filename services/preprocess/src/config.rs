@@ -232,7 +232,9 @@ fn validate_endpoint(key: &str, endpoint: &str) -> Result<(), ConfigError> {
         return Err(ConfigError::invalid(key, usage));
     }
     match uri.port_u16() {
-        Some(0) | None => Err(ConfigError::invalid(key, "needs an explicit port other than 0, e.g. http://ingest:50051")),
+        Some(0) | None => {
+            Err(ConfigError::invalid(key, "needs an explicit port other than 0, e.g. http://ingest:50051"))
+        }
         Some(_) => Ok(()),
     }
 }

@@ -62,9 +62,11 @@ impl Upstream {
     /// Clients for the configured endpoints; nothing connects until the first call.
     pub fn new(config: &UpstreamConfig, call_timeout: Duration) -> Result<Self, tonic::transport::Error> {
         let connect_timeout = Duration::from_millis(config.connect_timeout_ms);
-        let ingest =
-            IngestClient::with_interceptor(channel(&config.ingest, connect_timeout)?, TraceContextInterceptor)
-                .max_decoding_message_size(MAX_RESPONSE_BYTES);
+        let ingest = IngestClient::with_interceptor(
+            channel(&config.ingest, connect_timeout)?,
+            TraceContextInterceptor,
+        )
+        .max_decoding_message_size(MAX_RESPONSE_BYTES);
         let inference = InferenceClient::with_interceptor(
             channel(&config.inference, connect_timeout)?,
             TraceContextInterceptor,

@@ -24,7 +24,11 @@ pub fn date(iso: &str) -> Option<common::Date> {
 
 fn parse(iso: &str) -> Option<Date> {
     let parsed = date(iso)?;
-    Some(Date::from_ymd(i64::from(parsed.year), u32::try_from(parsed.month).ok()?, u32::try_from(parsed.day).ok()?))
+    Some(Date::from_ymd(
+        i64::from(parsed.year),
+        u32::try_from(parsed.month).ok()?,
+        u32::try_from(parsed.day).ok()?,
+    ))
 }
 
 /// The last date of a row: its follow-up, or its injection when no score was obtained.
@@ -154,7 +158,11 @@ pub fn record_follow_up_request(
     episode_id: &str,
     input: registry::FollowUpInput,
 ) -> registry::RecordFollowUpRequest {
-    registry::RecordFollowUpRequest { idempotency_key, episode_id: episode_id.to_owned(), follow_up: Some(input) }
+    registry::RecordFollowUpRequest {
+        idempotency_key,
+        episode_id: episode_id.to_owned(),
+        follow_up: Some(input),
+    }
 }
 
 #[cfg(test)]
@@ -183,7 +191,12 @@ mod tests {
         }
         for (row, old) in rows.iter().zip(&before) {
             assert!(last_date(row).is_some_and(|last| last <= latest));
-            let gap = |row: &CohortRow| parse(&row.injection_date).map(|d| d.days) .zip(parse(&row.study_date).map(|d| d.days)).map(|(a, b)| a - b);
+            let gap = |row: &CohortRow| {
+                parse(&row.injection_date)
+                    .map(|d| d.days)
+                    .zip(parse(&row.study_date).map(|d| d.days))
+                    .map(|(a, b)| a - b)
+            };
             assert_eq!(gap(row), gap(old));
             assert_eq!(last_date(row).map(|d| d.days - shift), last_date(old).map(|d| d.days));
         }
@@ -208,10 +221,7 @@ mod tests {
                     assert!((0..=10).contains(&input.leg_nrs));
                     assert!(input.follow_up_date.is_some());
                     let excluded = row.followup.status == FollowUpStatus::Excluded;
-                    assert_eq!(
-                        input.repeat_injection == Some(true) || input.surgery == Some(true),
-                        excluded
-                    );
+                    assert_eq!(input.repeat_injection == Some(true) || input.surgery == Some(true), excluded);
                 }
                 Some(FollowUpAction::LostToFollowUp) => lost += 1,
                 None => panic!("row {index} has no follow-up mapping: {:?}", row.followup),
