@@ -361,8 +361,10 @@ def check_overlay(overlay: str, report: Report, out_dir: str | None = None) -> l
 
 
 def find_binary(name: str) -> str | None:
+    # Cargo's target directory may live outside the checkout (CI keeps one between runs).
+    target_dir = os.path.join(REPO, os.environ.get("CARGO_TARGET_DIR", "target"))
     for profile in ("debug", "release"):
-        path = os.path.join(REPO, "target", profile, name)
+        path = os.path.join(target_dir, profile, name)
         if os.path.isfile(path) and os.access(path, os.X_OK):
             return path
     return None

@@ -12,7 +12,7 @@ export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres
 cargo build --workspace --bins --locked
 # The Python client's tests (unit, generated-code freshness, and integration against the
 # binaries just built).
-.venv/bin/python -m pytest clients/python/tests -q
+TFESI_BIN_DIR="${CARGO_TARGET_DIR:-target}/debug" .venv/bin/python -m pytest clients/python/tests -q
 if command -v cargo-nextest >/dev/null 2>&1; then
     exec cargo nextest run --workspace --locked --no-fail-fast "$@"
 else
