@@ -359,7 +359,9 @@ impl Stack {
             .expect("episode created");
     }
 
-    /// Publishes every due outbox job now (as the relay does).
+    /// Publishes every due outbox job now (as the relay does) and returns how many outbox jobs
+    /// have been published at least once. The in-process ingest runs its own relay, which may
+    /// have published a job first: either way each job reaches the stream once from the outbox.
     pub async fn publish(&self) -> usize {
         let config = tfesi_ingest::outbox::RelayConfig {
             stream_key: self.stream_key(),
@@ -367,7 +369,13 @@ impl Stack {
             ..tfesi_ingest::outbox::RelayConfig::default()
         };
         let mut redis = self.redis.clone();
-        tfesi_ingest::outbox::publish_due(&self.pool, &mut redis, &config).await.unwrap()
+        tfesi_ingest::outbox::publish_due(&self.pool, &mut redis, &config).await.unwrap();
+        let published: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM ingest.outbox WHERE published_at IS NOT NULL")
+                .fetch_one(&self.pool)
+                .await
+                .unwrap();
+        usize::try_from(published).unwrap()
     }
 
     /// Adds a job to the stream directly.
