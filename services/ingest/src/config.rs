@@ -1,7 +1,5 @@
 //! Configuration of `tfesi-ingest` (environment prefix `TFESI_INGEST__`).
 
-use std::path::PathBuf;
-
 use serde::{Deserialize, Serialize};
 use tfesi_platform::{ConfigError, DatabaseConfig, RedisConfig, ServerConfig, TelemetryConfig, Validate};
 
@@ -42,19 +40,7 @@ impl Default for Config {
     }
 }
 
-/// Where de-identified instances are stored.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StorageConfig {
-    /// Root directory of the content-addressed store.
-    pub root: PathBuf,
-}
-
-impl Default for StorageConfig {
-    fn default() -> Self {
-        Self { root: PathBuf::from("data/objects") }
-    }
-}
+pub use tfesi_platform::objects::StorageConfig;
 
 /// How outbox rows reach the Redis job stream.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -11,6 +11,21 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+/// The `storage` section of the services that use the object store: ingest writes it,
+/// preprocess reads the same directory.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Root directory of the content-addressed store (ingest's and preprocess's must be the same).
+    pub root: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self { root: PathBuf::from("data/objects") }
+    }
+}
+
 /// A content-addressed directory of objects.
 #[derive(Debug, Clone)]
 pub struct ObjectStore {

@@ -1,6 +1,5 @@
 //! Configuration of `tfesi-preprocess` (environment prefix `TFESI_PREPROCESS__`).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -61,20 +60,7 @@ impl Config {
     }
 }
 
-/// Where de-identified instances are stored.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StorageConfig {
-    /// Root directory of the content-addressed store (the same directory as ingest's
-    /// `storage.root`).
-    pub root: PathBuf,
-}
-
-impl Default for StorageConfig {
-    fn default() -> Self {
-        Self { root: PathBuf::from("data/objects") }
-    }
-}
+pub use tfesi_platform::objects::StorageConfig;
 
 /// The pipeline worker: a Redis consumer group over the job stream.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -325,12 +311,12 @@ mod tests {
     #[test]
     fn development_config_uses_the_data_directory_unless_set() {
         let config = Config::default().for_development(std::path::Path::new("/tmp/dev"));
-        assert_eq!(config.storage.root, PathBuf::from("/tmp/dev/objects"));
+        assert_eq!(config.storage.root, std::path::PathBuf::from("/tmp/dev/objects"));
         let mut custom = Config::default();
-        custom.storage.root = PathBuf::from("/srv/objects");
+        custom.storage.root = std::path::PathBuf::from("/srv/objects");
         assert_eq!(
             custom.for_development(std::path::Path::new("/tmp/dev")).storage.root,
-            PathBuf::from("/srv/objects")
+            std::path::PathBuf::from("/srv/objects")
         );
     }
 
