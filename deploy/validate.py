@@ -28,7 +28,7 @@ DEPLOY = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(DEPLOY)
 KUBE_VERSIONS = ("1.31.0", "1.37.0")  # oldest supported cluster and the newest schemas shipped
 SERVICES = ("ingest", "preprocess", "inference", "registry", "desk")
-PLANNED_BINARIES = {"tfesi-desk"}  # not in the workspace yet: its keys cannot be checked
+PLANNED_BINARIES: set[str] = set()  # binaries not in the workspace yet: their keys cannot be checked
 # Who may call whom (besides DNS and the telemetry collector, which every pod may reach).
 EXPECTED_EGRESS = {
     "tfesi-ingest": {"external:5432", "external:6379"},
@@ -191,10 +191,13 @@ def workload_checks(objects: list[dict], overlay: str, where: str, report: Repor
                 for probe in ("readinessProbe", "livenessProbe"):
                     if probe not in container:
                         report.problem(c_label, f"{probe} is missing")
-                grpc_ports = [p["containerPort"] for p in container.get("ports", []) if p.get("name") == "grpc"]
+                # gRPC probes go to the plaintext health port when there is one (the gRPC port
+                # itself is TLS, which the kubelet's gRPC probe cannot speak).
+                ports = {p.get("name"): p["containerPort"] for p in container.get("ports", [])}
+                probe_port = ports.get("health", ports.get("grpc"))
                 for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
-                    if grpc_ports and probe in container and container[probe].get("grpc", {}).get("port") not in grpc_ports:
-                        report.problem(c_label, f"{probe} must use the gRPC health protocol on port {grpc_ports[0]}")
+                    if "grpc" in ports and probe in container and container[probe].get("grpc", {}).get("port") != probe_port:
+                        report.problem(c_label, f"{probe} must use the gRPC health protocol on port {probe_port}")
             _reference_checks(container, spec, present, external, c_label, report)
             _prefix_check(container, c_label, report)
     _gpu_checks(objects, where, report)

@@ -24,6 +24,8 @@ command -v cmake >/dev/null 2>&1 || need_pkgs+=(cmake)
 command -v g++ >/dev/null 2>&1 || need_pkgs+=(g++)
 command -v psql >/dev/null 2>&1 || need_pkgs+=(postgresql-client)
 command -v redis-cli >/dev/null 2>&1 || need_pkgs+=(redis-tools)
+[[ -x /usr/bin/chromium ]] || need_pkgs+=(chromium)
+[[ -x /usr/bin/chromedriver ]] || need_pkgs+=(chromium-driver)
 if [[ ${#need_pkgs[@]} -gt 0 ]]; then
     # shellcheck disable=SC2207
     need_pkgs=($(printf '%s\n' "${need_pkgs[@]}" | sort -u))

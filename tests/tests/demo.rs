@@ -26,6 +26,9 @@ async fn the_demo_runs_the_whole_loop_against_a_running_stack() {
         .args(["--inference", &url(&stack.inference), "--registry", &url(&stack.registry)])
         .args(["--dicom", &stack.dicom_address.to_string()])
         .env_remove("TFESI_CONFIG")
+        .env_remove("TFESI_AUTH_SECRET_FILE")
+        // An operator's token, as a production operator would pass it.
+        .env("TFESI_TOKEN", stack.token("demo-operator", &[tfesi_auth::Role::Admin]))
         .kill_on_drop(true);
     let output = tokio::time::timeout(DEMO_WITHIN, command.output())
         .await
@@ -74,7 +77,7 @@ async fn the_demo_runs_the_whole_loop_against_a_running_stack() {
     assert!(next.contains(&"tfesi model performance tfesi-test:1"), "{next:?}");
 
     // The registry holds what the report says: every episode predicted, followed up or lost.
-    let mut registry_client = RegistryClient::new(Stack::channel(stack.registry.address).await);
+    let mut registry_client = RegistryClient::new(stack.channel(stack.registry.address).await);
     let episodes = registry_client
         .list_episodes(registry::ListEpisodesRequest::default())
         .await

@@ -18,8 +18,8 @@ const PREDICTION_WITHIN: Duration = Duration::from_secs(120);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_uploaded_study_ends_as_a_prediction_stored_with_its_episode_in_one_trace() {
     let stack = Stack::start(&[]).await;
-    let mut ingest_client = IngestClient::new(Stack::channel(stack.ingest.address).await);
-    let mut registry_client = RegistryClient::new(Stack::channel(stack.registry.address).await);
+    let mut ingest_client = IngestClient::new(stack.channel(stack.ingest.address).await);
+    let mut registry_client = RegistryClient::new(stack.channel(stack.registry.address).await);
 
     let options = tfesi_synth::PatientOptions { phi_canaries: true, ..Default::default() };
     let patient = tfesi_synth::generate_patient(11, 3, &options).unwrap();

@@ -62,6 +62,7 @@ struct Harness {
     redis: FaultProxy,
     database: String,
     _models: Option<tempfile::TempDir>,
+    _secret: tempfile::NamedTempFile,
 }
 
 /// A private copy of the repository's bundled model repository (inference writes its champion
@@ -91,7 +92,16 @@ impl Harness {
         let redis = FaultProxy::start(REDIS.parse().unwrap()).await.unwrap();
         let database = unique_database(&format!("tfesi_e2e_{}", service.name));
         let prefix = format!("TFESI_{}__", service.name.to_ascii_uppercase());
-        let mut env = vec![(format!("{prefix}TELEMETRY__LOG_FORMAT"), "json".to_owned())];
+        let secret = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(
+            secret.path(),
+            format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>()),
+        )
+        .unwrap();
+        let mut env = vec![
+            (format!("{prefix}TELEMETRY__LOG_FORMAT"), "json".to_owned()),
+            (format!("{prefix}AUTH__HS256_SECRET_FILE"), secret.path().display().to_string()),
+        ];
         if service.dependencies.contains(&Dependency::Postgres) {
             env.push((
                 format!("{prefix}DATABASE__URL"),
@@ -108,7 +118,7 @@ impl Harness {
         }
         env.extend_from_slice(extra_env);
         let process = ServiceProcess::start(service.binary, service.name, &env);
-        Self { process, postgres, redis, database, _models: models }
+        Self { process, postgres, redis, database, _models: models, _secret: secret }
     }
 
     fn proxy(&self, dependency: Dependency) -> &FaultProxy {
@@ -242,6 +252,19 @@ async fn a_trace_id_sent_by_the_client_appears_in_the_service_log() {
         harness.process.log()
     );
     harness.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_without_token_keys_refuses_to_start_and_names_the_keys() {
+    let database = unique_database("tfesi_e2e_nokeys");
+    let env =
+        [("TFESI_REGISTRY__DATABASE__URL".to_owned(), format!("postgres://postgres@{POSTGRES}/{database}"))];
+    let mut process = ServiceProcess::start("tfesi-registry", "registry", &env);
+    let code = process.wait_exit(Duration::from_secs(60));
+    let log = process.log();
+    drop_database(&database).await;
+    assert_eq!(code, Some(1), "refuses to serve without keys; log:\n{log}");
+    assert!(log.contains("auth.hs256_secret_file") && log.contains("auth.mode"), "names the keys: {log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

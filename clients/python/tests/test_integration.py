@@ -4,8 +4,11 @@ Starts both on free ports (inference on a private copy of models/, registry on a
 Postgres database) and runs a retraining job's calls: list, register a new version, shadow,
 promote, rollback, snapshot and export on the empty registry, performance.
 
-Skipped, with the reason, when the binaries are not built (`cargo build -p tfesi-inference
--p tfesi-registry --bins`, which scripts/test.sh does), when Postgres does not answer on
+Both services check bearer tokens like production: they accept tokens signed with a secret
+written for the test, and the tokens are minted by the real `tfesi token` command.
+
+Skipped, with the reason, when the binaries are not built (`cargo build --workspace --bins`,
+which scripts/test.sh does), when Postgres does not answer on
 127.0.0.1:5432, or when no Python with onnx is found to build the test model.
 Set TFESI_BIN_DIR to use binaries from another directory than <repo>/target/debug.
 """
@@ -32,8 +35,10 @@ from tfesi_client import (
     AbortedError,
     FailedPreconditionError,
     NotFoundError,
+    PermissionDeniedError,
     TfesiClient,
     TfesiError,
+    UnauthenticatedError,
     inference_pb2,
 )
 
@@ -161,16 +166,27 @@ class Stack:
     client: TfesiClient
     tmp: pathlib.Path
     python: str
+    secret: pathlib.Path
+
+    def token(self, *roles: str) -> str:
+        return _mint(self.secret, roles)
+
+
+def _mint(secret: pathlib.Path, roles: tuple[str, ...]) -> str:
+    """A token signed with the stack's secret, minted by the real `tfesi token` command."""
+    args = [str(BIN_DIR / "tfesi"), "token", "--secret-file", str(secret), "--subject", "pytest"]
+    for role in roles:
+        args += ["--role", role]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, f"tfesi token failed: {done.stderr}"
+    return done.stdout.strip()
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    missing = [b for b in ("tfesi-inference", "tfesi-registry") if not (BIN_DIR / b).is_file()]
+    missing = [b for b in ("tfesi-inference", "tfesi-registry", "tfesi") if not (BIN_DIR / b).is_file()]
     if missing:
-        pytest.skip(
-            f"{', '.join(missing)} not built in {BIN_DIR}: "
-            "cargo build -p tfesi-inference -p tfesi-registry --bins"
-        )
+        pytest.skip(f"{', '.join(missing)} not built in {BIN_DIR}: cargo build --workspace --bins")
     if not _reachable(POSTGRES):
         pytest.skip("Postgres does not answer on 127.0.0.1:5432 (scripts/setup.sh starts it)")
     python = _python_with_onnx()
@@ -181,21 +197,36 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("stack")
     models = tmp / "models"
     shutil.copytree(REPO / "models", models)
+    secret = tmp / "hs256.secret"
+    secret.write_text(uuid.uuid4().hex + uuid.uuid4().hex)
     database = f"tfesi_pyclient_{uuid.uuid4().hex[:12]}"
-    inference = _start("tfesi-inference", "inference", {"TFESI_INFERENCE__REPOSITORY_DIR": str(models)}, tmp)
+    inference = _start(
+        "tfesi-inference",
+        "inference",
+        {"TFESI_INFERENCE__REPOSITORY_DIR": str(models), "TFESI_INFERENCE__AUTH__HS256_SECRET_FILE": str(secret)},
+        tmp,
+    )
     registry = _start(
         "tfesi-registry",
         "registry",
-        {"TFESI_REGISTRY__DATABASE__URL": f"postgres://postgres@127.0.0.1:5432/{database}"},
+        {
+            "TFESI_REGISTRY__DATABASE__URL": f"postgres://postgres@127.0.0.1:5432/{database}",
+            "TFESI_REGISTRY__AUTH__HS256_SECRET_FILE": str(secret),
+        },
         tmp,
     )
+    # A retraining job's identity: the mlops role.
     client = TfesiClient(
-        inference=inference.address, registry=registry.address, traceparent=TRACEPARENT, timeout=30
+        inference=inference.address,
+        registry=registry.address,
+        traceparent=TRACEPARENT,
+        timeout=30,
+        token=_mint(secret, ("mlops",)),
     )
     try:
         _wait_ready(inference, client.list_models)
         _wait_ready(registry, client.list_label_rules)
-        yield Stack(inference, registry, client, tmp, python)
+        yield Stack(inference, registry, client, tmp, python, secret)
     finally:
         client.close()
         codes = {s.name: s.stop() for s in (inference, registry)}
@@ -303,3 +334,23 @@ def test_traceparent_reaches_the_services(stack: Stack) -> None:
     while trace_id not in stack.inference.log() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert trace_id in stack.inference.log(), "the inference log never named the client's trace id"
+
+
+def test_calls_without_a_token_are_unauthenticated(stack: Stack) -> None:
+    with TfesiClient(inference=stack.inference.address, registry=stack.registry.address, timeout=30) as anonymous:
+        with pytest.raises(UnauthenticatedError, match="authorization"):
+            anonymous.list_models()
+        with pytest.raises(UnauthenticatedError):
+            anonymous.list_label_rules()
+    other_secret = stack.tmp / "other.secret"
+    other_secret.write_text(uuid.uuid4().hex + uuid.uuid4().hex)
+    forged = _mint(other_secret, ("mlops",))
+    with TfesiClient(registry=stack.registry.address, token=forged, timeout=30) as impostor:
+        with pytest.raises(UnauthenticatedError, match="signature"):
+            impostor.list_label_rules()
+
+
+def test_a_nurse_may_not_manage_models(stack: Stack) -> None:
+    with TfesiClient(inference=stack.inference.address, token=stack.token("nurse"), timeout=30) as nurse:
+        with pytest.raises(PermissionDeniedError, match="mlops"):
+            nurse.list_models()

@@ -13,6 +13,7 @@
 //! service announces with an error-level log line at start and on every unauthenticated call
 //! it lets through is recorded as the caller `anonymous` with every role.
 
+pub mod client;
 pub mod layer;
 pub mod policy;
 pub mod token;
@@ -21,8 +22,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use client::{BearerInterceptor, TokenSource};
 pub use layer::{AuthLayer, AuthService};
-pub use token::{AuthConfig, AuthMode, Authenticator, Claims, TokenError, mint_hs256};
+pub use token::{AuthConfig, AuthMode, Authenticator, Claims, Signer, TokenError, mint_hs256};
 
 /// A role a token may carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

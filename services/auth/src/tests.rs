@@ -207,3 +207,21 @@ fn es256_tokens_verify_against_a_public_key_file_and_hs256_ones_are_refused_ther
         "an HS256 token must not pass where only ES256 keys are configured"
     );
 }
+
+#[test]
+fn the_es256_signer_mints_tokens_the_public_key_verifies() {
+    let private = openssl(&["ecparam", "-name", "prime256v1", "-genkey", "-noout"], None);
+    let pkcs8 = openssl(&["pkcs8", "-topk8", "-nocrypt"], Some(&private));
+    let public = openssl(&["ec", "-pubout"], Some(&private));
+    let private_file = tempfile_free::Secret::write(&pkcs8);
+    let public_file = tempfile_free::Secret::write(&public);
+    let config = AuthConfig { public_key_file: Some(public_file.path.clone()), ..AuthConfig::default() };
+    let signer = Signer::es256_from_file("signing_key_file", &private_file.path, None).unwrap();
+    let token = signer.mint(&config, "ana.nurse", &[Role::Nurse], 60).unwrap();
+    let caller = Authenticator::from_config(&config).unwrap().verify(&token).unwrap();
+    assert_eq!(caller.subject, "ana.nurse");
+    assert_eq!(caller.roles, vec![Role::Nurse]);
+    let not_a_key = tempfile_free::Secret::write(b"not a key");
+    let error = Signer::es256_from_file("signing_key_file", &not_a_key.path, None).unwrap_err();
+    assert!(error.to_string().contains("signing_key_file"), "{error}");
+}

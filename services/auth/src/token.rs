@@ -38,6 +38,10 @@ pub struct AuthConfig {
     pub audience: String,
     /// Clock skew tolerated on `exp`/`nbf`, seconds.
     pub leeway_s: u64,
+    /// File holding this service's own bearer token for the calls it makes to other services
+    /// (production: issued by the identity provider with the `service` role, re-read when the
+    /// file changes). Without it a service that has `hs256_secret_file` mints its own.
+    pub service_token_file: Option<PathBuf>,
 }
 
 impl Default for AuthConfig {
@@ -50,7 +54,20 @@ impl Default for AuthConfig {
             issuer: "tfesi".to_owned(),
             audience: "tfesi".to_owned(),
             leeway_s: 30,
+            service_token_file: None,
         }
+    }
+}
+
+impl AuthConfig {
+    /// Authentication switched off (development and in-process tests only).
+    pub fn disabled() -> Self {
+        Self { mode: AuthMode::Disabled, ..Self::default() }
+    }
+
+    /// Tokens signed with the HS256 secret in `secret_file` (development stacks and tests).
+    pub fn hs256(secret_file: impl Into<PathBuf>) -> Self {
+        Self { hs256_secret_file: Some(secret_file.into()), ..Self::default() }
     }
 }
 
@@ -89,7 +106,7 @@ pub enum TokenError {
     Invalid(String),
 }
 
-fn config_error(key: &'static str, message: impl Into<String>) -> TokenError {
+pub(crate) fn config_error(key: &'static str, message: impl Into<String>) -> TokenError {
     TokenError::Config { key, message: message.into() }
 }
 
@@ -111,7 +128,7 @@ impl std::fmt::Debug for Authenticator {
     }
 }
 
-fn read(key: &'static str, path: &PathBuf) -> Result<Vec<u8>, TokenError> {
+pub(crate) fn read(key: &'static str, path: &PathBuf) -> Result<Vec<u8>, TokenError> {
     std::fs::read(path).map_err(|error| config_error(key, format!("cannot read {}: {error}", path.display())))
 }
 
@@ -231,6 +248,86 @@ fn decode(token: &str, key: &DecodingKey, validation: &Validation) -> Result<Cla
     })
 }
 
+/// A key that signs tokens, for the platform's own issuers (the nurse desk): the shared HS256
+/// secret in development, an ES256 private key (PEM, PKCS#8) in production, whose public half
+/// the services verify with `auth.public_key_file` or `auth.jwks_file`.
+pub enum Signer {
+    /// HMAC-SHA256 with the shared secret.
+    Hs256(Vec<u8>),
+    /// ECDSA P-256 with a private key, and the key id put in the header when set.
+    Es256 {
+        /// The private key.
+        key: Box<EncodingKey>,
+        /// `kid` of the JWKS entry that holds the public half.
+        kid: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Signer::Hs256(_) => f.write_str("Signer::Hs256"),
+            Signer::Es256 { kid, .. } => {
+                f.debug_struct("Signer::Es256").field("kid", kid).finish_non_exhaustive()
+            }
+        }
+    }
+}
+
+impl Signer {
+    /// An ES256 signer from a PEM private key file (`key` names the setting in errors).
+    pub fn es256_from_file(
+        key: &'static str,
+        path: &PathBuf,
+        kid: Option<String>,
+    ) -> Result<Self, TokenError> {
+        let pem = read(key, path)?;
+        let encoding = EncodingKey::from_ec_pem(&pem).map_err(|error| {
+            config_error(key, format!("{} is not an EC (P-256) private key in PEM: {error}", path.display()))
+        })?;
+        Ok(Signer::Es256 { key: Box::new(encoding), kid })
+    }
+
+    /// An HS256 signer from the secret file of `auth.hs256_secret_file`.
+    pub fn hs256_from_file(path: &PathBuf) -> Result<Self, TokenError> {
+        let secret = read("hs256_secret_file", path)?;
+        if secret.trim_ascii().len() < 32 {
+            return Err(config_error("hs256_secret_file", "the secret must be at least 32 bytes"));
+        }
+        Ok(Signer::Hs256(secret.trim_ascii().to_vec()))
+    }
+
+    /// A token for `subject` with `roles`, valid `ttl_s` seconds, for the configured issuer
+    /// and audience.
+    pub fn mint(
+        &self,
+        config: &AuthConfig,
+        subject: &str,
+        roles: &[Role],
+        ttl_s: u64,
+    ) -> Result<String, TokenError> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let claims = Claims {
+            sub: subject.to_owned(),
+            roles: roles.iter().map(|role| role.as_str().to_owned()).collect(),
+            iss: config.issuer.clone(),
+            aud: config.audience.clone(),
+            exp: now + ttl_s,
+            iat: now,
+        };
+        let (header, key) = match self {
+            Signer::Hs256(secret) => (Header::new(Algorithm::HS256), EncodingKey::from_secret(secret)),
+            Signer::Es256 { key, kid } => {
+                let mut header = Header::new(Algorithm::ES256);
+                header.kid.clone_from(kid);
+                (header, (**key).clone())
+            }
+        };
+        jsonwebtoken::encode(&header, &claims, &key)
+            .map_err(|error| TokenError::Invalid(format!("cannot sign a token: {error}")))
+    }
+}
+
 /// Mints an HS256 token (development, tests, `tfesi token`): `subject` with `roles`, valid for
 /// `ttl_s` seconds, for the configured issuer and audience.
 pub fn mint_hs256(
@@ -240,19 +337,5 @@ pub fn mint_hs256(
     roles: &[Role],
     ttl_s: u64,
 ) -> Result<String, TokenError> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let claims = Claims {
-        sub: subject.to_owned(),
-        roles: roles.iter().map(|role| role.as_str().to_owned()).collect(),
-        iss: config.issuer.clone(),
-        aud: config.audience.clone(),
-        exp: now + ttl_s,
-        iat: now,
-    };
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret.trim_ascii()),
-    )
-    .map_err(|error| TokenError::Invalid(format!("cannot sign a token: {error}")))
+    Signer::Hs256(secret.trim_ascii().to_vec()).mint(config, subject, roles, ttl_s)
 }

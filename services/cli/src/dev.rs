@@ -35,6 +35,8 @@ pub struct StackConfigs {
     pub inference: tfesi_inference::Config,
     /// Registry.
     pub registry: tfesi_registry::Config,
+    /// The development HS256 secret every service accepts, when `tfesi dev` manages it.
+    pub auth_secret_file: Option<PathBuf>,
 }
 
 impl StackConfigs {
@@ -48,14 +50,66 @@ impl StackConfigs {
         let preprocess: tfesi_preprocess::Config = tfesi_platform::config::load("preprocess", None)?;
         let inference: tfesi_inference::Config = tfesi_platform::config::load("inference", None)?;
         let registry: tfesi_registry::Config = tfesi_platform::config::load("registry", None)?;
-        Ok(Self {
+        let mut configs = Self {
             ingest: ingest.for_development(&data_dir),
             preprocess: preprocess.for_development(&data_dir),
             inference,
             registry,
+            auth_secret_file: None,
             data_dir,
-        })
+        };
+        configs.use_development_secret()?;
+        Ok(configs)
     }
+
+    /// Where no service has keys configured, every service accepts tokens signed with one
+    /// development secret kept under the data directory (created on first use, mode 0600), so
+    /// the development stack checks tokens like production does and `tfesi` commands mint
+    /// theirs from the same file.
+    fn use_development_secret(&mut self) -> anyhow::Result<()> {
+        let unconfigured = |auth: &tfesi_platform::AuthConfig| {
+            auth.mode == tfesi_platform::AuthMode::Jwt
+                && auth.hs256_secret_file.is_none()
+                && auth.public_key_file.is_none()
+                && auth.jwks_file.is_none()
+        };
+        let auths = [&self.ingest.auth, &self.preprocess.auth, &self.inference.auth, &self.registry.auth];
+        if !auths.into_iter().all(unconfigured) {
+            return Ok(());
+        }
+        let path = self.data_dir.join(crate::endpoints::DEV_SECRET);
+        if !path.is_file() {
+            write_secret(&path)?;
+        }
+        for auth in [
+            &mut self.ingest.auth,
+            &mut self.preprocess.auth,
+            &mut self.inference.auth,
+            &mut self.registry.auth,
+        ] {
+            auth.hs256_secret_file = Some(path.clone());
+        }
+        self.auth_secret_file = Some(path);
+        Ok(())
+    }
+}
+
+/// Writes a fresh random HS256 secret (64 hex characters) readable only by its owner.
+fn write_secret(path: &Path) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let secret: [u8; 32] = rand::random();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create the development secret {}", path.display()))?;
+    file.write_all(hex::encode(secret).as_bytes())?;
+    Ok(())
 }
 
 /// A service of the stack: its name, where it listens, and its task.
@@ -73,16 +127,18 @@ pub struct EmbeddedStack {
     pub data_dir: PathBuf,
     /// Where ingest's DICOM receiver listens (when enabled).
     pub dicom: Option<(SocketAddr, String)>,
+    /// The development secret the services accept (when the stack manages one).
+    pub auth_secret_file: Option<PathBuf>,
 }
 
 impl EmbeddedStack {
     /// Binds every gRPC listener and spawns the services (registry and inference first: the
     /// pipeline worker calls them). Fails when a port is taken.
     pub async fn start(configs: StackConfigs) -> anyhow::Result<Self> {
-        let StackConfigs { data_dir, ingest, preprocess, inference, registry } = configs;
+        let StackConfigs { data_dir, ingest, preprocess, inference, registry, auth_secret_file } = configs;
         let dicom = ingest.dicom.enabled.then(|| (ingest.dicom.listen, ingest.dicom.ae_title.clone()));
         let (trigger, shutdown) = Shutdown::new();
-        let mut stack = Self { members: Vec::new(), trigger, data_dir, dicom };
+        let mut stack = Self { members: Vec::new(), trigger, data_dir, dicom, auth_secret_file };
         stack.members.push(start(registry, shutdown.clone(), tfesi_registry::run).await?);
         stack.members.push(start(inference, shutdown.clone(), tfesi_inference::run).await?);
         stack.members.push(start(ingest, shutdown.clone(), tfesi_ingest::run).await?);
@@ -165,6 +221,9 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
         println!("  data directory  {}", stack.data_dir.display());
         for (name, listen) in stack.endpoints() {
             println!("  {name:<11} grpc://{listen}");
+        }
+        if let Some(secret) = &stack.auth_secret_file {
+            println!("  auth            tokens signed with {} (tfesi commands use it)", secret.display());
         }
         println!("  check health with: tfesi status");
 

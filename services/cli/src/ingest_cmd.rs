@@ -113,7 +113,7 @@ pub enum Source {
 /// Uploads one batch of instances on one stream (client references are `file-<index>`);
 /// returns each instance's result in order.
 pub async fn upload_batch(
-    mut client: IngestClient<tonic::transport::Channel>,
+    mut client: IngestClient<crate::endpoints::AuthChannel>,
     batch: Vec<(usize, Source)>,
     chunk_bytes: usize,
     progress: ProgressBar,

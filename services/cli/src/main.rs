@@ -1,17 +1,25 @@
 //! `tfesi`: the operator command. `tfesi demo` runs the whole loop on a synthetic cohort,
 //! `tfesi dev` runs the whole stack in one process,
 //! `tfesi synth` writes a synthetic cohort, `tfesi status` reports every service's health, and
-//! `ingest`, `study`, `jobs` and `model` operate the running stack over its gRPC APIs.
+//! `ingest`, `study`, `jobs`, `model`, `episode`, `followup` and `snapshot` operate the running
+//! stack over its gRPC APIs.
 //!
 //! Exit codes scripts can trust: 0 success, 1 failure (the message on stderr says why),
 //! 2 bad command line, 3 `tfesi ingest` finished but some instances were rejected.
 
+mod audit_cmd;
+mod clinical;
 mod demo;
 mod dev;
 mod endpoints;
 mod ingest_cmd;
+mod model_register;
 mod ops;
+mod records_view;
+mod snapshot_cmd;
+mod snapshot_file;
 mod status;
+mod token_cmd;
 
 use std::process::ExitCode;
 
@@ -51,9 +59,23 @@ enum Command {
     /// The pipeline's queue and dead letters.
     #[command(subcommand)]
     Jobs(ops::JobsCommand),
-    /// Models: list, promote, shadow, rollback, prospective performance.
+    /// Models: register, list, promote, shadow, rollback, prospective performance.
     #[command(subcommand)]
-    Model(ops::ModelCommand),
+    Model(model_register::ModelCommand),
+    /// Treatment episodes: create, record the injection, show, watch changes.
+    #[command(subcommand)]
+    Episode(clinical::EpisodeCommand),
+    /// The 2-month follow-ups: worklist, record, amend, history.
+    #[command(subcommand, name = "followup", visible_alias = "follow-up")]
+    FollowUp(clinical::FollowUpCommand),
+    /// Training snapshots: create, show, export to Parquet or JSON Lines.
+    #[command(subcommand)]
+    Snapshot(snapshot_cmd::SnapshotCommand),
+    /// Mint a development bearer token with given roles (HS256 secret of `tfesi dev`).
+    Token(token_cmd::TokenArgs),
+    /// The hash-chained audit log: verify the chain, list records (reads Postgres directly).
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCommand),
 }
 
 /// Runs an async command on a small runtime of its own.
@@ -70,6 +92,8 @@ fn main() -> ExitCode {
             tfesi_synth::run(&args).map(|summary| println!("{summary}")).map_err(anyhow::Error::from)
         }
         Command::Status => status::run(&cli.endpoints, cli.json),
+        Command::Token(args) => token_cmd::run(&args),
+        Command::Audit(command) => block_on(audit_cmd::run(cli.json, command)),
         Command::Ingest(args) => match block_on(ingest_cmd::ingest_dir(&cli.endpoints, &args)) {
             Ok(report) => {
                 let printed = if cli.json {
@@ -89,7 +113,10 @@ fn main() -> ExitCode {
         },
         Command::Study(command) => block_on(ops::study(&cli.endpoints, cli.json, command)),
         Command::Jobs(command) => block_on(ops::jobs(&cli.endpoints, cli.json, command)),
-        Command::Model(command) => block_on(ops::model(&cli.endpoints, cli.json, command)),
+        Command::Model(command) => block_on(model_register::run(&cli.endpoints, cli.json, command)),
+        Command::Episode(command) => block_on(clinical::episode(&cli.endpoints, cli.json, command)),
+        Command::FollowUp(command) => block_on(clinical::follow_up(&cli.endpoints, cli.json, command)),
+        Command::Snapshot(command) => block_on(snapshot_cmd::snapshot(&cli.endpoints, cli.json, command)),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -96,6 +96,8 @@ pub struct Config {
     pub server: tfesi_platform::ServerConfig,
     /// Logs, traces, metrics.
     pub telemetry: tfesi_platform::TelemetryConfig,
+    /// Who may call: bearer tokens and their keys (`auth.mode = "disabled"` only in development).
+    pub auth: tfesi_platform::AuthConfig,
     /// Root of the model repository (`<name>/<version>/{model.onnx,model.json}`).
     pub repository_dir: PathBuf,
     /// Model name used when a request names none.
@@ -117,6 +119,7 @@ impl Default for Config {
         Self {
             server: tfesi_platform::ServerConfig::on_port(DEFAULT_PORT),
             telemetry: tfesi_platform::TelemetryConfig::default(),
+            auth: tfesi_platform::AuthConfig::default(),
             repository_dir: PathBuf::from("models"),
             default_model: "tfesi-test".to_owned(),
             runtime: RuntimeConfig::default(),
@@ -184,6 +187,10 @@ impl tfesi_platform::ServiceConfig for Config {
 
     fn telemetry(&self) -> &tfesi_platform::TelemetryConfig {
         &self.telemetry
+    }
+
+    fn auth(&self) -> &tfesi_platform::AuthConfig {
+        &self.auth
     }
 }
 

@@ -42,6 +42,7 @@ pub async fn run(
         .max_decoding_message_size(config.server.max_message_bytes)
         .max_encoding_message_size(config.server.max_message_bytes);
     tfesi_platform::GrpcServer::new(&config.server, health)
+        .with_auth(&config.auth)?
         .with_descriptor_set(tfesi_proto::FILE_DESCRIPTOR_SET)
         .add_service(service)
         .serve(listener, shutdown)

@@ -11,6 +11,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Logs, traces, metrics.
     pub telemetry: TelemetryConfig,
+    /// Who may call: bearer tokens and their keys (`auth.mode = "disabled"` only in development).
+    pub auth: tfesi_platform::AuthConfig,
     /// Postgres (schema `ingest`).
     pub database: DatabaseConfig,
     /// Redis (the job stream).
@@ -30,6 +32,7 @@ impl Default for Config {
         Self {
             server: default_server(),
             telemetry: TelemetryConfig::default(),
+            auth: tfesi_platform::AuthConfig::default(),
             database: DatabaseConfig::default(),
             redis: RedisConfig::default(),
             storage: StorageConfig::default(),
@@ -228,6 +231,10 @@ impl tfesi_platform::ServiceConfig for Config {
 
     fn telemetry(&self) -> &TelemetryConfig {
         &self.telemetry
+    }
+
+    fn auth(&self) -> &tfesi_platform::AuthConfig {
+        &self.auth
     }
 }
 

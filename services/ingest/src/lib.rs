@@ -91,6 +91,7 @@ pub async fn run(
     let api = grpc::IngestApi::new(ingestor, selection::SelectionRules::default(), config.upload.clone());
 
     let served = tfesi_platform::GrpcServer::new(&config.server, health)
+        .with_auth(&config.auth)?
         .with_descriptor_set(tfesi_proto::FILE_DESCRIPTOR_SET)
         .add_service(
             tfesi_proto::ingest::v1::ingest_server::IngestServer::new(api)

@@ -80,6 +80,40 @@ pub struct ServerConfig {
     pub drain_timeout_ms: u64,
     /// Most requests served at once on one connection.
     pub concurrency_limit_per_connection: usize,
+    /// TLS on this port; absent means plaintext (development on loopback only).
+    pub tls: Option<ServerTlsConfig>,
+    /// A second, plaintext port serving only `grpc.health.v1` (for probes that cannot speak
+    /// TLS, such as Kubernetes' gRPC probes). Unset: health is served on `listen` only.
+    pub health_listen: Option<SocketAddr>,
+}
+
+/// TLS of a gRPC port (`server.tls`): the server's certificate and, for mutual TLS, the CA
+/// whose certificates clients must present.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTlsConfig {
+    /// PEM certificate chain of this server.
+    pub cert_file: PathBuf,
+    /// PEM private key of `cert_file`.
+    pub key_file: PathBuf,
+    /// PEM CA certificates; when set, every client must present a certificate they signed
+    /// (mutual TLS, used between the services).
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// TLS towards a gRPC server (the `tls` of an upstream section): the CA that signed the
+/// servers' certificates and, for mutual TLS, this client's own certificate.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTlsConfig {
+    /// PEM CA certificates trusted for the servers.
+    pub ca_file: PathBuf,
+    /// PEM certificate this client presents (mutual TLS).
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`.
+    pub key_file: Option<PathBuf>,
+    /// Name expected in the servers' certificates when it differs from the endpoint's host.
+    pub domain_name: Option<String>,
 }
 
 impl ServerConfig {
@@ -91,6 +125,8 @@ impl ServerConfig {
             request_timeout_ms: 30_000,
             drain_timeout_ms: 20_000,
             concurrency_limit_per_connection: 256,
+            tls: None,
+            health_listen: None,
         }
     }
 

@@ -12,6 +12,8 @@
 //! and the service's `run(config, listener, shutdown)` connects what it needs, registers
 //! health checks and serves its gRPC services through [`server::GrpcServer`].
 
+pub mod audit;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod health;
@@ -29,10 +31,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 
-pub use config::{ConfigError, DatabaseConfig, RedisConfig, ServerConfig, TelemetryConfig, Validate};
+pub use config::{
+    ClientTlsConfig, ConfigError, DatabaseConfig, RedisConfig, ServerConfig, ServerTlsConfig,
+    TelemetryConfig, Validate,
+};
 pub use health::Health;
 pub use server::GrpcServer;
 pub use shutdown::{Shutdown, ShutdownTrigger};
+pub use tfesi_auth::{AuthConfig, AuthMode};
 
 /// What the generic `main` needs to know about a service's configuration.
 pub trait ServiceConfig: Serialize + DeserializeOwned + Default + Validate + Send + 'static {
@@ -45,6 +51,9 @@ pub trait ServiceConfig: Serialize + DeserializeOwned + Default + Validate + Sen
 
     /// The telemetry settings.
     fn telemetry(&self) -> &TelemetryConfig;
+
+    /// Who may call (the `auth` section).
+    fn auth(&self) -> &AuthConfig;
 }
 
 /// The command line every service binary accepts.

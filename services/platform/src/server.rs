@@ -16,7 +16,12 @@ use tower::{Layer, Service};
 use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use crate::config::ServerConfig;
+use std::sync::Arc;
+
+use tfesi_auth::{AuthConfig, AuthLayer, Authenticator};
+use tonic::transport::{Certificate, Identity};
+
+use crate::config::{ServerConfig, ServerTlsConfig};
 use crate::health::Health;
 use crate::shutdown::Shutdown;
 use crate::telemetry::{RpcMetrics, incoming_context};
@@ -36,6 +41,7 @@ pub struct GrpcServer {
     service_names: Vec<String>,
     descriptor_sets: Vec<&'static [u8]>,
     health: Health,
+    auth: Option<Arc<Authenticator>>,
 }
 
 impl GrpcServer {
@@ -47,7 +53,26 @@ impl GrpcServer {
             service_names: Vec::new(),
             descriptor_sets: Vec::new(),
             health,
+            auth: None,
         }
+    }
+
+    /// Checks every request against `config` (bearer token and the role table of
+    /// `tfesi_auth::policy`). Required: [`GrpcServer::serve`] refuses to start without it, so
+    /// no service can be served open by omission. `auth.mode = "disabled"` is announced with
+    /// an error-level log line.
+    pub fn with_auth(mut self, config: &AuthConfig) -> anyhow::Result<Self> {
+        let authenticator = Authenticator::from_config(config).context("invalid auth configuration")?;
+        if authenticator.enabled() {
+            tracing::info!(issuer = %config.issuer, audience = %config.audience, "every RPC needs a bearer token");
+        } else {
+            tracing::error!(
+                "AUTHENTICATION IS DISABLED (auth.mode = \"disabled\"): every caller may call every RPC; \
+                 development only, never with patient data"
+            );
+        }
+        self.auth = Some(Arc::new(authenticator));
+        Ok(self)
     }
 
     /// Adds a generated tonic service. Set its message limits first, e.g.
@@ -72,8 +97,22 @@ impl GrpcServer {
     /// Serves until `shutdown`, then stops accepting, reports NOT_SERVING, and waits up to the
     /// drain timeout for requests in flight.
     pub async fn serve(self, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
-        let Self { config, mut routes, service_names, descriptor_sets, health } = self;
+        let Self { config, mut routes, service_names, descriptor_sets, health, auth } = self;
+        let auth = auth
+            .context("GrpcServer::with_auth was not called: a server without an auth decision is refused")?;
         let (reporter, health_service) = tonic_health::server::health_reporter();
+        if let Some(health_address) = config.health_listen {
+            let listener = bind(health_address, "server.health_listen").await?;
+            tracing::info!(address = %health_address, "plaintext health port listening");
+            let probes = tonic::transport::Server::builder()
+                .add_service(health_service.clone())
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.clone().wait());
+            tokio::spawn(async move {
+                if let Err(error) = probes.await {
+                    tracing::error!(%error, "the health port failed");
+                }
+            });
+        }
         routes.add_service(health_service);
 
         let mut reflection = tonic_reflection::server::Builder::configure()
@@ -93,12 +132,18 @@ impl GrpcServer {
 
         let routes: Routes = routes.routes();
         let drain_timeout = config.drain_timeout();
-        let server = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = &config.tls {
+            builder = builder.tls_config(server_tls(tls)?).context("invalid server.tls")?;
+            tracing::info!(mutual = tls.client_ca_file.is_some(), "TLS on the gRPC port");
+        }
+        let server = builder
             .timeout(config.request_timeout())
             .concurrency_limit_per_connection(config.concurrency_limit_per_connection)
             .tcp_nodelay(true)
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
             .layer(RpcTelemetryLayer { metrics: RpcMetrics::new() })
+            .layer(AuthLayer::new(auth))
             .add_routes(routes)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.clone().wait());
 
@@ -115,6 +160,19 @@ impl GrpcServer {
         tracing::info!(%address, "grpc server stopped");
         Ok(())
     }
+}
+
+/// The tonic TLS settings of `server.tls`: files are read now, so a missing one fails the start.
+fn server_tls(config: &ServerTlsConfig) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).with_context(|| format!("cannot read the TLS file {}", path.display()))
+    };
+    let identity = Identity::from_pem(read(&config.cert_file)?, read(&config.key_file)?);
+    let mut tls = tonic::transport::ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &config.client_ca_file {
+        tls = tls.client_ca_root(Certificate::from_pem(read(ca)?));
+    }
+    Ok(tls)
 }
 
 /// Adds a span (joined to the caller's W3C trace), a log line and metrics to every RPC.

@@ -87,7 +87,10 @@ async fn start(
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (trigger, shutdown) = Shutdown::new();
-    let server = GrpcServer::new(&config, health).add_service(Slow);
+    let server = GrpcServer::new(&config, health)
+        .with_auth(&tfesi_platform::AuthConfig::disabled())
+        .expect("disabled auth needs no keys")
+        .add_service(Slow);
     let task = tokio::spawn(server.serve(listener, shutdown));
     (address, trigger, task)
 }

@@ -13,6 +13,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Logs, traces, metrics.
     pub telemetry: TelemetryConfig,
+    /// Who may call: bearer tokens and their keys (`auth.mode = "disabled"` only in development).
+    pub auth: tfesi_platform::AuthConfig,
     /// Postgres (schema `preprocess`: the job ledger and dead letters).
     pub database: DatabaseConfig,
     /// Redis (the job stream and the tensor cache).
@@ -30,6 +32,7 @@ impl Default for Config {
         Self {
             server: ServerConfig::on_port(50052),
             telemetry: TelemetryConfig::default(),
+            auth: tfesi_platform::AuthConfig::default(),
             database: DatabaseConfig::default(),
             redis: RedisConfig::default(),
             storage: StorageConfig::default(),
@@ -197,6 +200,9 @@ pub struct UpstreamConfig {
     pub registry: String,
     /// Connection timeout, ms.
     pub connect_timeout_ms: u64,
+    /// TLS towards the three services (their endpoints are then `https://`); with a client
+    /// certificate this is mutual TLS.
+    pub tls: Option<tfesi_platform::ClientTlsConfig>,
 }
 
 impl Default for UpstreamConfig {
@@ -206,6 +212,7 @@ impl Default for UpstreamConfig {
             inference: "http://127.0.0.1:50053".to_owned(),
             registry: "http://127.0.0.1:50054".to_owned(),
             connect_timeout_ms: 2_000,
+            tls: None,
         }
     }
 }
@@ -264,6 +271,10 @@ impl tfesi_platform::ServiceConfig for Config {
 
     fn telemetry(&self) -> &TelemetryConfig {
         &self.telemetry
+    }
+
+    fn auth(&self) -> &tfesi_platform::AuthConfig {
+        &self.auth
     }
 }
 

@@ -44,8 +44,10 @@ pub async fn run(
     let objects = tfesi_platform::objects::ObjectStore::open(&config.storage.root).with_context(|| {
         format!("cannot open the object store at {} (storage.root)", config.storage.root.display())
     })?;
-    let upstream = upstream::Upstream::new(&config.upstream, config.worker.call_timeout())
-        .context("invalid upstream endpoint (upstream.*)")?;
+    let token = tfesi_auth::TokenSource::for_service(&config.auth, "preprocess")
+        .context("preprocess has no token for its calls to ingest, inference and registry")?;
+    let upstream = upstream::Upstream::new(&config.upstream, config.worker.call_timeout(), token)
+        .context("invalid upstream settings (upstream.*)")?;
     let cache = cache::TensorCache::new(
         redis.clone(),
         cache::CacheSettings { prefix: config.cache_prefix(), ..cache::CacheSettings::default() },
@@ -83,6 +85,7 @@ pub async fn run(
 
     let api = grpc::PreprocessApi { pool, stream, upstream, cache: Some(cache), objects, limits, stats };
     let served = tfesi_platform::GrpcServer::new(&config.server, health)
+        .with_auth(&config.auth)?
         .with_descriptor_set(tfesi_proto::FILE_DESCRIPTOR_SET)
         .add_service(
             tfesi_proto::preprocess::v1::preprocess_server::PreprocessServer::new(api)

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tfesi_platform::telemetry::TraceContextInterceptor;
+use tfesi_auth::TokenSource;
+use tfesi_platform::client::{Outgoing, lazy_channel};
 use tfesi_proto::common::v1::{ModelRef, PageRequest};
 use tfesi_proto::inference::v1 as inference;
 use tfesi_proto::inference::v1::inference_client::InferenceClient;
@@ -15,12 +16,12 @@ use tfesi_proto::ingest::v1::ingest_client::IngestClient;
 use tfesi_proto::registry::v1 as registry;
 use tfesi_proto::registry::v1::registry_client::RegistryClient;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Request, Status};
 
 use crate::config::UpstreamConfig;
 
-type Traced = InterceptedService<Channel, TraceContextInterceptor>;
+type Traced = InterceptedService<Channel, Outgoing>;
 
 /// Largest response accepted from a downstream service.
 const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
@@ -51,32 +52,30 @@ pub struct Upstream {
     cards: Arc<Mutex<HashMap<(String, String), CardSummary>>>,
 }
 
-fn channel(endpoint: &str, connect_timeout: Duration) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(endpoint.to_owned())?
-        .connect_timeout(connect_timeout)
-        .tcp_nodelay(true)
-        .connect_lazy())
-}
-
 impl Upstream {
-    /// Clients for the configured endpoints; nothing connects until the first call.
-    pub fn new(config: &UpstreamConfig, call_timeout: Duration) -> Result<Self, tonic::transport::Error> {
+    /// Clients for the configured endpoints, sending the tokens of `token`; nothing connects
+    /// until the first call.
+    pub fn new(
+        config: &UpstreamConfig,
+        call_timeout: Duration,
+        token: Arc<TokenSource>,
+    ) -> anyhow::Result<Self> {
         let connect_timeout = Duration::from_millis(config.connect_timeout_ms);
+        let tls = config.tls.as_ref();
+        let outgoing = Outgoing::new(token);
         let ingest = IngestClient::with_interceptor(
-            channel(&config.ingest, connect_timeout)?,
-            TraceContextInterceptor,
+            lazy_channel(&config.ingest, tls, connect_timeout)?,
+            outgoing.clone(),
         )
         .max_decoding_message_size(MAX_RESPONSE_BYTES);
         let inference = InferenceClient::with_interceptor(
-            channel(&config.inference, connect_timeout)?,
-            TraceContextInterceptor,
+            lazy_channel(&config.inference, tls, connect_timeout)?,
+            outgoing.clone(),
         )
         .max_decoding_message_size(MAX_RESPONSE_BYTES);
-        let registry = RegistryClient::with_interceptor(
-            channel(&config.registry, connect_timeout)?,
-            TraceContextInterceptor,
-        )
-        .max_decoding_message_size(MAX_RESPONSE_BYTES);
+        let registry =
+            RegistryClient::with_interceptor(lazy_channel(&config.registry, tls, connect_timeout)?, outgoing)
+                .max_decoding_message_size(MAX_RESPONSE_BYTES);
         Ok(Self { ingest, inference, registry, call_timeout, cards: Arc::new(Mutex::new(HashMap::new())) })
     }
 

@@ -15,6 +15,8 @@ pub const PORT: u16 = 50054;
 pub struct Config {
     pub server: ServerConfig,
     pub telemetry: TelemetryConfig,
+    /// Who may call: bearer tokens and their keys (`auth.mode = "disabled"` only in development).
+    pub auth: tfesi_platform::AuthConfig,
     pub database: DatabaseConfig,
     pub registry: RegistryConfig,
 }
@@ -24,6 +26,7 @@ impl Default for Config {
         Config {
             server: ServerConfig::on_port(PORT),
             telemetry: TelemetryConfig::default(),
+            auth: tfesi_platform::AuthConfig::default(),
             database: DatabaseConfig::default(),
             registry: RegistryConfig::default(),
         }
@@ -55,6 +58,10 @@ impl ServiceConfig for Config {
 
     fn telemetry(&self) -> &TelemetryConfig {
         &self.telemetry
+    }
+
+    fn auth(&self) -> &tfesi_platform::AuthConfig {
+        &self.auth
     }
 }
 

@@ -27,6 +27,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     let hub = Arc::new(store::events::EventHub::start(&pool).await?);
     let service = grpc::RegistryService::new(store, hub);
     GrpcServer::new(&config.server, health)
+        .with_auth(&config.auth)?
         .with_descriptor_set(tfesi_proto::FILE_DESCRIPTOR_SET)
         .add_service(
             RegistryServer::new(service)

@@ -30,10 +30,9 @@ use tfesi_proto::registry::v1 as registry;
 use tfesi_proto::registry::v1::registry_client::RegistryClient;
 use tfesi_synth::PatientStudy;
 use tfesi_synth::api::{self as synth_api, FollowUpAction};
-use tonic::transport::Channel;
 
 use crate::dev::{EmbeddedStack, StackConfigs};
-use crate::endpoints::{Endpoints, call_failed, describe};
+use crate::endpoints::{AuthChannel, Endpoints, call_failed, describe};
 use crate::ingest_cmd::{self, Source};
 
 /// Options of `tfesi demo`.
@@ -163,10 +162,10 @@ struct Patient {
 
 /// The clients of the four services.
 struct Clients {
-    ingest: IngestClient<Channel>,
-    preprocess: PreprocessClient<Channel>,
-    inference: InferenceClient<Channel>,
-    registry: RegistryClient<Channel>,
+    ingest: IngestClient<AuthChannel>,
+    preprocess: PreprocessClient<AuthChannel>,
+    inference: InferenceClient<AuthChannel>,
+    registry: RegistryClient<AuthChannel>,
 }
 
 /// Stage timings.
@@ -262,7 +261,9 @@ async fn demo(endpoints: &Endpoints, args: &DemoArgs) -> anyhow::Result<DemoRepo
             preprocess: url("preprocess"),
             inference: url("inference"),
             registry: url("registry"),
-            timeout_s: endpoints.timeout_s,
+            token: None,
+            auth_secret_file: stack.auth_secret_file.clone(),
+            ..endpoints.clone()
         };
         let Some((dicom, called_ae)) = stack.dicom.clone() else {
             anyhow::bail!("the embedded stack's DICOM receiver is disabled (TFESI_INGEST__DICOM__ENABLED)");
@@ -591,7 +592,7 @@ async fn send_dicom(
 
 /// Links an episode to its study (Registry.LinkStudy).
 async fn link(
-    registry_client: &mut RegistryClient<Channel>,
+    registry_client: &mut RegistryClient<AuthChannel>,
     episode_id: &str,
     study_id: &str,
 ) -> anyhow::Result<()> {

@@ -62,6 +62,7 @@ pub fn config(root: &Path, batching: BatchConfig) -> Config {
         default_model: "tfesi-test".to_owned(),
         runtime: RuntimeConfig { sessions_per_model: 2, intra_op_threads: 1, ..RuntimeConfig::default() },
         batching,
+        auth: tfesi_platform::AuthConfig::disabled(),
         ..Config::default()
     }
 }

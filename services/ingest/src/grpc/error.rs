@@ -88,7 +88,7 @@ impl From<ApiError> for tonic::Status {
                 tracing::error!(error = %cause, "ingest audit write failed; request refused");
                 let reason = if is_unavailable(&cause) { " (postgres unreachable)" } else { "" };
                 tonic::Status::internal(format!(
-                    "the audit record (ingest.audit) could not be written{reason}, so the request was not served"
+                    "the audit record (audit.log) could not be written{reason}, so the request was not served"
                 ))
             }
             ApiError::Database(cause) => database_status(&cause, "the ingest catalogue"),

@@ -29,10 +29,12 @@ pub struct Caller {
     pub role: String,
 }
 
-/// The caller of a request. Until the platform authenticates callers every request is
-/// anonymous; the JWT claims will be read here and nowhere else.
-fn caller<T>(_request: &Request<T>) -> Caller {
-    Caller { actor: "anonymous".to_owned(), role: "unauthenticated".to_owned() }
+/// The caller of a request, as the server's auth layer verified it: the token's subject and
+/// the role that allowed the call. With `auth.mode = "disabled"` the caller is `anonymous`
+/// with the role `unauthenticated`, which may not re-identify anyone.
+fn caller<T>(request: &Request<T>) -> Caller {
+    let verified = tfesi_auth::Caller::of(request);
+    Caller { actor: verified.subject.clone(), role: verified.audit_role().to_owned() }
 }
 
 /// Roles that may re-identify a patient.

@@ -461,19 +461,19 @@ pub struct AuditEntry<'a> {
     pub purpose: Option<&'a str>,
 }
 
-/// Appends an audit record.
+/// Appends an audit record to the platform's hash-chained log (`audit.log`), in the
+/// transaction of `conn`.
 pub async fn audit(conn: &mut PgConnection, entry: &AuditEntry<'_>) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO ingest.audit (actor, role, action, target, outcome, purpose) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(entry.actor)
-    .bind(entry.role)
-    .bind(entry.action)
-    .bind(entry.target)
-    .bind(entry.outcome)
-    .bind(entry.purpose)
-    .execute(&mut *conn)
-    .await?;
+    let record = tfesi_platform::audit::AuditRecord {
+        service: "ingest",
+        actor: entry.actor,
+        role: entry.role,
+        action: entry.action,
+        target: entry.target,
+        outcome: entry.outcome,
+        purpose: entry.purpose,
+    };
+    tfesi_platform::audit::append(conn, &record).await?;
     Ok(())
 }
 

@@ -235,7 +235,7 @@ async fn a_chunked_synthetic_study_is_stored_then_duplicate_and_completes_with_i
         sqlx::query_scalar("SELECT payload FROM ingest.outbox").fetch_one(&pool).await.unwrap();
     assert_eq!(job["series_id"], serde_json::Value::String(done.selected_series_id.clone()));
     let audited =
-        count(&pool, "SELECT count(*) FROM ingest.audit WHERE action = 'get_series' AND outcome = 'found'")
+        count(&pool, "SELECT count(*) FROM audit.log WHERE action = 'get_series' AND outcome = 'found'")
             .await;
     assert_eq!(audited, 1);
 
@@ -595,7 +595,7 @@ async fn a_patient_created_by_lookup_receives_the_images_with_that_mrn_and_every
     assert_eq!(client.lookup_ids(empty).await.unwrap_err().code(), Code::InvalidArgument);
 
     let audit: Vec<(String, String, String, String, String)> =
-        sqlx::query_as("SELECT actor, role, action, target, outcome FROM ingest.audit ORDER BY id")
+        sqlx::query_as("SELECT actor, role, action, target, outcome FROM audit.log ORDER BY id")
             .fetch_all(&pool)
             .await
             .unwrap();
@@ -651,7 +651,7 @@ async fn resolve_patient_is_refused_to_an_unauthenticated_caller_and_audited_wit
     assert!(status.message().contains("purpose"));
 
     let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
-        "SELECT action, target, outcome, purpose FROM ingest.audit WHERE action = 'resolve_patient' ORDER BY id",
+        "SELECT action, target, outcome, purpose FROM audit.log WHERE action = 'resolve_patient' ORDER BY id",
     )
     .fetch_all(&pool)
     .await
@@ -675,7 +675,7 @@ async fn a_failed_audit_write_fails_the_lookup_and_creates_nothing(pool: PgPool)
     sqlx::raw_sql(
         "CREATE FUNCTION ingest.test_refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN RAISE EXCEPTION 'audit disk full'; END; $$;
-         CREATE TRIGGER test_refuse_audit BEFORE INSERT ON ingest.audit
+         CREATE TRIGGER test_refuse_audit BEFORE INSERT ON audit.log
              FOR EACH ROW EXECUTE FUNCTION ingest.test_refuse_audit();",
     )
     .execute(&pool)
@@ -690,7 +690,7 @@ async fn a_failed_audit_write_fails_the_lookup_and_creates_nothing(pool: PgPool)
     };
     let status = client.lookup_ids(request).await.unwrap_err();
     assert_eq!(status.code(), Code::Internal);
-    assert!(status.message().contains("ingest.audit"), "{}", status.message());
+    assert!(status.message().contains("audit.log"), "{}", status.message());
     assert_eq!(count(&pool, "SELECT count(*) FROM ingest.vault_patients").await, 0);
     let status = client
         .get_series(pb::GetSeriesRequest { series_id: uuid::Uuid::new_v4().to_string() })

@@ -178,6 +178,7 @@ impl Stack {
         let registry_config = tfesi_registry::Config {
             server: ServerConfig::on_port(0),
             database: database(&database_url),
+            auth: tfesi_platform::AuthConfig::disabled(),
             ..tfesi_registry::Config::default()
         };
         let (registry_address, running) = spawn("registry", registry_config, tfesi_registry::run).await;
@@ -187,6 +188,7 @@ impl Stack {
             server: ServerConfig::on_port(0),
             repository_dir: models.path().to_path_buf(),
             default_model: "tfesi-test".to_owned(),
+            auth: tfesi_platform::AuthConfig::disabled(),
             ..tfesi_inference::Config::default()
         };
         inference_config.runtime.sessions_per_model = 1;
@@ -197,6 +199,7 @@ impl Stack {
             server: ServerConfig::on_port(0),
             database: database(&database_url),
             redis: redis_config.clone(),
+            auth: tfesi_platform::AuthConfig::disabled(),
             ..tfesi_ingest::Config::default()
         };
         ingest_config.storage.root = objects.path().to_path_buf();
@@ -266,6 +269,7 @@ impl Stack {
                 ..RedisConfig::default()
             },
             worker: self.worker.clone(),
+            auth: tfesi_platform::AuthConfig::disabled(),
             ..tfesi_preprocess::Config::default()
         };
         config.storage.root = self.objects.path().to_path_buf();

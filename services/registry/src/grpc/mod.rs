@@ -15,11 +15,14 @@ use crate::domain::records::PredictionJob;
 use crate::domain::types::{EpisodeStatus, OutcomeStatus};
 use crate::error::Error;
 use crate::store::events::EventHub;
-use crate::store::{EpisodeFilter, SnapshotRequest, Store};
+use crate::store::{Actor, EpisodeFilter, SnapshotRequest, Store, as_actor};
 use convert::*;
 
-/// Who the registry names as the author of a write until the platform carries caller identity.
-const API_ACTOR: &str = "api";
+/// The verified caller of `request` (the auth layer put it there), as the audit names it.
+fn actor<T>(request: &Request<T>) -> Actor {
+    let caller = tfesi_auth::Caller::of(request);
+    Actor { subject: caller.subject.clone(), role: caller.audit_role().to_owned() }
+}
 
 /// The Registry service.
 #[derive(Clone)]
@@ -68,9 +71,11 @@ impl Registry for RegistryService {
         &self,
         request: Request<pb::CreateEpisodeRequest>,
     ) -> Result<Response<pb::CreateEpisodeResponse>, Status> {
+        let actor = actor(&request);
         let request = request.into_inner();
         let details = episode_details(request.details)?;
-        let episode = self.store.create_episode(Some(key(&request.idempotency_key)?), details).await?;
+        let episode =
+            as_actor(actor, self.store.create_episode(Some(key(&request.idempotency_key)?), details)).await?;
         let episode = self.episode_message(episode.episode_id).await?;
         Ok(Response::new(pb::CreateEpisodeResponse { episode: Some(episode) }))
     }
@@ -79,10 +84,11 @@ impl Registry for RegistryService {
         &self,
         request: Request<pb::LinkStudyRequest>,
     ) -> Result<Response<pb::LinkStudyResponse>, Status> {
+        let actor = actor(&request);
         let request = request.into_inner();
         let episode_id = uuid("episode_id", &request.episode_id)?;
         let study_id = uuid("study_id", &request.study_id)?;
-        self.store.link_study(episode_id, study_id).await?;
+        as_actor(actor, self.store.link_study(episode_id, study_id)).await?;
         Ok(Response::new(pb::LinkStudyResponse { episode: Some(self.episode_message(episode_id).await?) }))
     }
 
@@ -90,10 +96,11 @@ impl Registry for RegistryService {
         &self,
         request: Request<pb::RecordInjectionRequest>,
     ) -> Result<Response<pb::RecordInjectionResponse>, Status> {
+        let actor = actor(&request);
         let request = request.into_inner();
         let episode_id = uuid("episode_id", &request.episode_id)?;
         let injection = injection_details(episode_id, request.injection)?;
-        self.store.record_injection(Some(key(&request.idempotency_key)?), injection).await?;
+        as_actor(actor, self.store.record_injection(Some(key(&request.idempotency_key)?), injection)).await?;
         Ok(Response::new(pb::RecordInjectionResponse {
             episode: Some(self.episode_message(episode_id).await?),
         }))
@@ -148,6 +155,7 @@ impl Registry for RegistryService {
         &self,
         request: Request<pb::RecordPredictionRequest>,
     ) -> Result<Response<pb::RecordPredictionResponse>, Status> {
+        let actor = actor(&request);
         let request = request.into_inner();
         let job = PredictionJob {
             job_id: request.job_id,
@@ -155,7 +163,7 @@ impl Registry for RegistryService {
             series_id: uuid("series_id", &request.series_id)?,
             outputs: request.predictions.into_iter().map(model_output).collect::<Result<Vec<_>, _>>()?,
         };
-        let recorded = self.store.record_prediction(job).await?;
+        let recorded = as_actor(actor, self.store.record_prediction(job)).await?;
         Ok(Response::new(pb::RecordPredictionResponse {
             prediction_ids: recorded.predictions.iter().map(|p| p.prediction_id.to_string()).collect(),
             episode_ids: recorded.episode_ids.iter().map(ToString::to_string).collect(),
@@ -213,11 +221,15 @@ impl Registry for RegistryService {
         &self,
         request: Request<pb::RecordFollowUpRequest>,
     ) -> Result<Response<pb::RecordFollowUpResponse>, Status> {
+        let actor = actor(&request);
         let request = request.into_inner();
         let episode_id = uuid("episode_id", &request.episode_id)?;
         let content = follow_up_input(request.follow_up)?;
-        let follow_up =
-            self.store.record_follow_up(Some(key(&request.idempotency_key)?), episode_id, content).await?;
+        let follow_up = as_actor(
+            actor,
+            self.store.record_follow_up(Some(key(&request.idempotency_key)?), episode_id, content),
+        )
+        .await?;
         let labels = self.episode_labels(episode_id).await?;
         Ok(Response::new(pb::RecordFollowUpResponse { follow_up: Some(to_follow_up(&follow_up)), labels }))
     }
@@ -226,20 +238,22 @@ impl Registry for RegistryService {
         &self,
         request: Request<pb::AmendFollowUpRequest>,
     ) -> Result<Response<pb::AmendFollowUpResponse>, Status> {
+        let actor = actor(&request);
         let request = request.into_inner();
         let episode_id = uuid("episode_id", &request.episode_id)?;
         let content = follow_up_input(request.follow_up)?;
         let expected = u32::try_from(request.expected_version).ok().filter(|version| *version > 0);
-        let follow_up = self
-            .store
-            .amend_follow_up(
+        let follow_up = as_actor(
+            actor,
+            self.store.amend_follow_up(
                 Some(key(&request.idempotency_key)?),
                 episode_id,
                 expected,
                 &request.reason,
                 content,
-            )
-            .await?;
+            ),
+        )
+        .await?;
         let labels = self.episode_labels(episode_id).await?;
         Ok(Response::new(pb::AmendFollowUpResponse { follow_up: Some(to_follow_up(&follow_up)), labels }))
     }
@@ -259,6 +273,7 @@ impl Registry for RegistryService {
         &self,
         request: Request<pb::SetOutcomeStatusRequest>,
     ) -> Result<Response<pb::SetOutcomeStatusResponse>, Status> {
+        let actor = actor(&request);
         let request = request.into_inner();
         let episode_id = uuid("episode_id", &request.episode_id)?;
         let status = outcome_status(request.status)?;
@@ -273,7 +288,9 @@ impl Registry for RegistryService {
         if note.chars().count() > 500 {
             return Err(Error::invalid("note", "must be at most 500 characters").into());
         }
-        let episode = self.store.set_outcome_status(episode_id, status, &note, API_ACTOR).await?;
+        let author = actor.subject.clone();
+        let episode =
+            as_actor(actor, self.store.set_outcome_status(episode_id, status, &note, &author)).await?;
         Ok(Response::new(pb::SetOutcomeStatusResponse { status: Some(to_status_info(&episode)) }))
     }
 
@@ -281,6 +298,7 @@ impl Registry for RegistryService {
         &self,
         request: Request<pb::CreateSnapshotRequest>,
     ) -> Result<Response<pb::CreateSnapshotResponse>, Status> {
+        let author = actor(&request).subject;
         let request = request.into_inner();
         let as_of = request.as_of.as_ref().ok_or_else(|| Error::invalid("as_of", "is required"))?;
         let snapshot_request = SnapshotRequest {
@@ -289,7 +307,7 @@ impl Registry for RegistryService {
             rule_version: Some(request.label_rule_version).filter(|version| !version.is_empty()),
             split_seed: request.split_seed,
             split: split_fractions(request.fractions)?,
-            created_by: API_ACTOR.to_owned(),
+            created_by: author,
             description: request.description,
         };
         let summary = self.store.create_snapshot(snapshot_request).await.map_err(|error| match error {
@@ -318,9 +336,13 @@ impl Registry for RegistryService {
         &self,
         request: Request<pb::ExportSnapshotRequest>,
     ) -> Result<Response<Self::ExportSnapshotStream>, Status> {
+        let actor = actor(&request);
         let request = request.into_inner();
         let only = split(request.split)?;
         let (summary, manifest) = self.store.snapshot_manifest(&request.snapshot_id).await?;
+        // The rows leave the registry: who took them is recorded before the first one is sent.
+        let target = format!("snapshot:{}", summary.snapshot_id);
+        as_actor(actor, self.store.audit_read("export_snapshot", &target)).await?;
         let mut parts = vec![Ok(pb::ExportSnapshotResponse {
             part: Some(pb::export_snapshot_response::Part::Snapshot(to_snapshot(&summary))),
         })];

@@ -95,7 +95,62 @@ impl Store {
     }
 }
 
+/// Who is writing: the verified caller of the RPC being served, recorded in the audit log
+/// with every clinical write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The token's subject.
+    pub subject: String,
+    /// The role that allowed the call.
+    pub role: String,
+}
+
+impl Actor {
+    /// The registry itself (writes outside any RPC, e.g. tests and maintenance).
+    pub fn internal() -> Self {
+        Self { subject: "registry".to_owned(), role: "internal".to_owned() }
+    }
+}
+
+tokio::task_local! {
+    static ACTOR: Actor;
+}
+
+/// Runs `work` (store calls) on behalf of `actor`: every clinical write it makes is audited
+/// under that name.
+pub async fn as_actor<F: std::future::Future>(actor: Actor, work: F) -> F::Output {
+    ACTOR.scope(actor, work).await
+}
+
+/// The actor of the current task.
+pub fn current_actor() -> Actor {
+    ACTOR.try_with(Clone::clone).unwrap_or_else(|_| Actor::internal())
+}
+
+impl Store {
+    /// Audits a read of clinical data by the current actor (a snapshot export), in a
+    /// transaction of its own; the read must not be served when this fails.
+    pub async fn audit_read(&self, action: &str, target: &str) -> Result<()> {
+        let actor = current_actor();
+        let mut tx = self.pool.begin().await?;
+        let record = tfesi_platform::audit::AuditRecord {
+            service: "registry",
+            actor: &actor.subject,
+            role: &actor.role,
+            action,
+            target,
+            outcome: "ok",
+            purpose: None,
+        };
+        tfesi_platform::audit::append(&mut tx, &record).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
 /// Appends an event in the caller's transaction; it is announced when that transaction commits.
+/// Every clinical write passes here, so here it is audited too, in the same transaction (a
+/// failed audit write fails the write).
 async fn append_event(
     conn: &mut PgConnection,
     episode_id: Uuid,
@@ -108,8 +163,20 @@ async fn append_event(
         kind.as_str(),
         subject
     )
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
+    let actor = current_actor();
+    let target = format!("episode:{episode_id}");
+    let record = tfesi_platform::audit::AuditRecord {
+        service: "registry",
+        actor: &actor.subject,
+        role: &actor.role,
+        action: kind.as_str(),
+        target: &target,
+        outcome: "ok",
+        purpose: None,
+    };
+    tfesi_platform::audit::append(conn, &record).await?;
     Ok(())
 }
 

@@ -27,6 +27,7 @@ async fn spawn_app() -> App {
     let config = tfesi_registry::Config {
         server: ServerConfig::on_port(0),
         database: DatabaseConfig { url: database_url.clone(), ..DatabaseConfig::default() },
+        auth: tfesi_platform::AuthConfig::disabled(),
         ..tfesi_registry::Config::default()
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
