@@ -2,8 +2,8 @@
 //! against `tfesi-desk` and the real stack. Sign-in (a refused one first), the worklist, an
 //! invalid entry (errors next to the fields, nothing stored), a valid entry through the
 //! confirmation page, an amendment with its reason, loss to follow-up, sign-out; the registry is
-//! checked after each write. Screenshots go to `target/desk-screenshots/`, and the worklist's
-//! also to `docs/desk-worklist.png`.
+//! checked after each write. Screenshots go to `target/desk-screenshots/`; with
+//! `TFESI_UPDATE_DOCS_SCREENSHOTS=1` the worklist's also replaces `docs/desk-worklist.png`.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (`scripts/setup.sh` installs them).
 //! Without them the test is skipped with a message, except under CI (`CI` set), where it fails.
@@ -249,9 +249,11 @@ async fn journey(client: &Client, desk: &str, stack: &Stack, seeded: &[Seeded]) 
     );
     assert_no_prediction(client).await;
     screenshot(client, "worklist").await;
-    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/desk-worklist.png");
-    std::fs::copy(screenshot_dir().join("worklist.png"), docs)
-        .expect("copy the worklist screenshot to docs/");
+    if std::env::var_os("TFESI_UPDATE_DOCS_SCREENSHOTS").is_some() {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/desk-worklist.png");
+        std::fs::copy(screenshot_dir().join("worklist.png"), docs)
+            .expect("copy the worklist screenshot to docs/");
+    }
 
     // An invalid entry: no leg score, no method. Errors next to the fields; nothing stored.
     click(client, &format!("open-{}", due_today.episode_id)).await;

@@ -129,6 +129,8 @@ pub struct EmbeddedStack {
     pub dicom: Option<(SocketAddr, String)>,
     /// The development secret the services accept (when the stack manages one).
     pub auth_secret_file: Option<PathBuf>,
+    /// The nurse desk, served when the stack manages the secret it mints tokens with.
+    pub desk: Option<crate::dev_desk::DevDesk>,
 }
 
 impl EmbeddedStack {
@@ -138,11 +140,20 @@ impl EmbeddedStack {
         let StackConfigs { data_dir, ingest, preprocess, inference, registry, auth_secret_file } = configs;
         let dicom = ingest.dicom.enabled.then(|| (ingest.dicom.listen, ingest.dicom.ae_title.clone()));
         let (trigger, shutdown) = Shutdown::new();
-        let mut stack = Self { members: Vec::new(), trigger, data_dir, dicom, auth_secret_file };
+        let mut stack = Self { members: Vec::new(), trigger, data_dir, dicom, auth_secret_file, desk: None };
         stack.members.push(start(registry, shutdown.clone(), tfesi_registry::run).await?);
         stack.members.push(start(inference, shutdown.clone(), tfesi_inference::run).await?);
         stack.members.push(start(ingest, shutdown.clone(), tfesi_ingest::run).await?);
-        stack.members.push(start(preprocess, shutdown, tfesi_preprocess::run).await?);
+        stack.members.push(start(preprocess, shutdown.clone(), tfesi_preprocess::run).await?);
+        if let (Some(secret), Some(registry), Some(ingest)) =
+            (stack.auth_secret_file.clone(), stack.address("registry"), stack.address("ingest"))
+        {
+            // The desk is a convenience of the development stack: a busy port leaves it out.
+            match crate::dev_desk::start(&stack.data_dir, &secret, registry, ingest, shutdown).await {
+                Ok(desk) => stack.desk = Some(desk),
+                Err(error) => tracing::warn!(error = %format!("{error:#}"), "the nurse desk is not served"),
+            }
+        }
         Ok(stack)
     }
 
@@ -184,6 +195,11 @@ impl EmbeddedStack {
     /// Triggers the graceful shutdown and waits for every service; errors are logged.
     pub async fn stop(self) {
         self.trigger.trigger();
+        if let Some(desk) = self.desk
+            && let Ok(Err(error)) = desk.task.await
+        {
+            tracing::warn!(error = %format!("{error:#}"), "the desk stopped with an error");
+        }
         for member in self.members {
             match member.task.await {
                 Ok(Ok(())) => {}
@@ -224,6 +240,13 @@ pub fn run(args: DevArgs) -> anyhow::Result<()> {
         }
         if let Some(secret) = &stack.auth_secret_file {
             println!("  auth            tokens signed with {} (tfesi commands use it)", secret.display());
+        }
+        if let Some(desk) = &stack.desk {
+            println!(
+                "  nurse desk      http://{} (user nurse, password in {})",
+                desk.listen,
+                desk.password_file.display()
+            );
         }
         println!("  check health with: tfesi status");
 

@@ -11,6 +11,7 @@ mod audit_cmd;
 mod clinical;
 mod demo;
 mod dev;
+mod dev_desk;
 mod endpoints;
 mod ingest_cmd;
 mod model_register;

@@ -53,6 +53,12 @@ pub async fn run(
         };
     let object_store = store::ObjectStore::open(&config.storage.root)
         .with_context(|| format!("cannot open the object store at {}", config.storage.root.display()))?;
+    // A crashed ingest may have left half-written files in tmp/: none is visible as an object.
+    match object_store.sweep_stale_partials(std::time::Duration::from_secs(3600)) {
+        Ok(0) => {}
+        Ok(removed) => tracing::info!(removed, "removed partial files left by a crashed writer"),
+        Err(error) => tracing::warn!(%error, "cannot sweep the object store's tmp directory"),
+    }
     let parse_limits = ParseLimits {
         max_instance_bytes: usize::try_from(config.upload.max_instance_bytes).unwrap_or(usize::MAX),
         ..ParseLimits::default()

@@ -66,7 +66,8 @@ impl ObjectStore {
         }
         let dir = final_path.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
         fs::create_dir_all(&dir)?;
-        let temp_path = self.root.join("tmp").join(format!("{sha256}.{}.partial", uuid::Uuid::new_v4()));
+        let temp_path =
+            self.root.join("tmp").join(format!("{sha256}.{}.{}.partial", writer_tag(), uuid::Uuid::new_v4()));
         let result = (|| {
             let mut file = OpenOptions::new().write(true).create_new(true).open(&temp_path)?;
             file.write_all(bytes)?;
@@ -80,10 +81,52 @@ impl ObjectStore {
         result.map(|()| StoredObject { sha256, size })
     }
 
+    /// Removes partial files a crashed writer left in `tmp/`: those of a process of this host
+    /// that no longer runs, and any older than `max_age` (a writer on another host that died).
+    /// Partial files are never visible under an object's name, so this only reclaims space.
+    /// Returns how many were removed.
+    pub fn sweep_stale_partials(&self, max_age: std::time::Duration) -> std::io::Result<usize> {
+        let (host, own_pid) = (hostname(), std::process::id());
+        let mut removed = 0;
+        for entry in fs::read_dir(self.root.join("tmp"))? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(stem) = name.strip_suffix(".partial") else { continue };
+            // <sha256>.<host>-<pid>.<uuid>
+            let writer = stem.split('.').nth(1).unwrap_or_default();
+            let dead_here = writer
+                .rsplit_once('-')
+                .filter(|(writer_host, _)| *writer_host == host)
+                .and_then(|(_, pid)| pid.parse::<u32>().ok())
+                .is_some_and(|pid| pid != own_pid && !Path::new(&format!("/proc/{pid}")).exists());
+            let too_old = entry
+                .metadata()
+                .and_then(|meta| meta.modified())
+                .ok()
+                .and_then(|modified| modified.elapsed().ok())
+                .is_some_and(|age| age > max_age);
+            if (dead_here || too_old) && fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Reads an object back.
     pub fn get(&self, sha256: &str) -> std::io::Result<Vec<u8>> {
         fs::read(self.path_of(sha256))
     }
+}
+
+/// This host's name, as partial file names record it (`-` replaced so the pid stays last).
+fn hostname() -> String {
+    let name = fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "localhost".to_owned());
+    name.trim().replace(['-', '.', '/'], "_")
+}
+
+/// Who writes a partial file: host and process id.
+fn writer_tag() -> String {
+    format!("{}-{}", hostname(), std::process::id())
 }
 
 #[cfg(test)]
@@ -100,5 +143,25 @@ mod tests {
         assert_eq!(store.get(&a.sha256).expect("get"), b"hello");
         let leftovers = fs::read_dir(dir.path().join("tmp")).expect("tmp").count();
         assert_eq!(leftovers, 0);
+    }
+
+    #[test]
+    fn partials_of_dead_writers_are_swept_and_live_ones_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = ObjectStore::open(dir.path()).expect("open");
+        let tmp = dir.path().join("tmp");
+        let sha = "ab".repeat(32);
+        // A pid that is not running (beyond the kernel's pid range) on this host, and this process.
+        let dead = tmp.join(format!("{sha}.{}-4194305.{}.partial", hostname(), uuid::Uuid::new_v4()));
+        let live = tmp.join(format!("{sha}.{}.{}.partial", writer_tag(), uuid::Uuid::new_v4()));
+        let elsewhere = tmp.join(format!("{sha}.otherhost-1.{}.partial", uuid::Uuid::new_v4()));
+        for path in [&dead, &live, &elsewhere] {
+            fs::write(path, b"half").expect("write");
+        }
+        let removed = store.sweep_stale_partials(std::time::Duration::from_secs(3600)).expect("sweep");
+        assert_eq!(removed, 1);
+        assert!(!dead.exists() && live.exists() && elsewhere.exists());
+        let removed = store.sweep_stale_partials(std::time::Duration::ZERO).expect("sweep");
+        assert_eq!(removed, 2, "anything older than the age limit goes");
     }
 }

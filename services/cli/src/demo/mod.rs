@@ -439,6 +439,10 @@ async fn exercise(
         format!("tfesi model performance {}", performance.model),
         "tfesi jobs status".to_owned(),
         "tfesi model list".to_owned(),
+        "tfesi followup due".to_owned(),
+        "tfesi audit verify".to_owned(),
+        "the nurse desk: http://127.0.0.1:8080 while `tfesi dev` runs (user nurse, password in data/dev/desk/nurse-password)"
+            .to_owned(),
     ];
     Ok(DemoReport {
         synthetic: true,

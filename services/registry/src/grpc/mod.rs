@@ -18,6 +18,17 @@ use crate::store::events::EventHub;
 use crate::store::{Actor, EpisodeFilter, SnapshotRequest, Store, as_actor};
 use convert::*;
 
+/// The follow-up with `entered_by` defaulted to the caller's subject (the proto's rule: empty
+/// means the token's subject).
+fn with_author(input: Option<pb::FollowUpInput>, actor: &Actor) -> Option<pb::FollowUpInput> {
+    input.map(|mut input| {
+        if input.entered_by.trim().is_empty() {
+            input.entered_by.clone_from(&actor.subject);
+        }
+        input
+    })
+}
+
 /// The verified caller of `request` (the auth layer put it there), as the audit names it.
 fn actor<T>(request: &Request<T>) -> Actor {
     let caller = tfesi_auth::Caller::of(request);
@@ -224,7 +235,7 @@ impl Registry for RegistryService {
         let actor = actor(&request);
         let request = request.into_inner();
         let episode_id = uuid("episode_id", &request.episode_id)?;
-        let content = follow_up_input(request.follow_up)?;
+        let content = follow_up_input(with_author(request.follow_up, &actor))?;
         let follow_up = as_actor(
             actor,
             self.store.record_follow_up(Some(key(&request.idempotency_key)?), episode_id, content),
@@ -241,7 +252,7 @@ impl Registry for RegistryService {
         let actor = actor(&request);
         let request = request.into_inner();
         let episode_id = uuid("episode_id", &request.episode_id)?;
-        let content = follow_up_input(request.follow_up)?;
+        let content = follow_up_input(with_author(request.follow_up, &actor))?;
         let expected = u32::try_from(request.expected_version).ok().filter(|version| *version > 0);
         let follow_up = as_actor(
             actor,

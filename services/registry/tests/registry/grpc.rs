@@ -353,3 +353,33 @@ async fn watch_episode_streams_changes_after_the_snapshot() {
     assert_eq!(unknown.err().map(|status| status.code()), Some(Code::NotFound));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_empty_entered_by_is_the_callers_subject_and_every_clinical_write_is_audited() {
+    let app = spawn_app().await;
+    let mut client = app.client.clone();
+    let episode_id = injected(&mut client, 8).await;
+    let input = pb::FollowUpInput { entered_by: String::new(), ..follow_up(5, 2) };
+    let recorded =
+        client.record_follow_up(record(&episode_id, "k-author", input)).await.unwrap().into_inner();
+    // Authentication is off in this test, so the caller is `anonymous`.
+    assert_eq!(recorded.follow_up.unwrap().recorded_by, "anonymous");
+
+    let pool = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+    let actions: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT action, actor, target FROM audit.log WHERE service = 'registry' ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let names: Vec<&str> = actions.iter().map(|(action, _, _)| action.as_str()).collect();
+    assert_eq!(names, ["episode_created", "injection_recorded", "follow_up_recorded", "status_changed"]);
+    assert!(
+        actions
+            .iter()
+            .all(|(_, actor, target)| actor == "anonymous" && *target == format!("episode:{episode_id}"))
+    );
+    let verified = tfesi_platform::audit::verify(&pool).await.unwrap();
+    assert_eq!((verified.records, verified.broken), (4, None));
+    pool.close().await;
+    app.stop().await;
+}
