@@ -134,3 +134,78 @@ fn walk(root: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A synthetic T2 sagittal instance changed by `edit`, with a fresh SOP Instance UID.
+fn edited_instance(edit: impl FnOnce(&mut dicom_object::DefaultDicomObject)) -> Bytes {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::tags;
+    let options = tfesi_synth::PatientOptions {
+        transfer_syntax: Some(tfesi_synth::protocol::TransferSyntaxKind::ExplicitLittle),
+        ..Default::default()
+    };
+    let study = tfesi_synth::generate_patient(17, 2, &options).unwrap();
+    let file =
+        study.files.iter().find(|file| file.kind == tfesi_synth::protocol::SeriesKind::T2Sagittal).unwrap();
+    let mut object = dicom_object::OpenFileOptions::new()
+        .read_preamble(dicom_object::file::ReadPreamble::Always)
+        .from_reader(file.bytes.as_slice())
+        .unwrap();
+    let uid = format!("2.25.{}", uuid::Uuid::new_v4().as_u128());
+    object.put(DataElement::new(tags::SOP_INSTANCE_UID, VR::UI, PrimitiveValue::from(uid.clone())));
+    object.meta_mut().media_storage_sop_instance_uid = uid;
+    edit(&mut object);
+    let mut bytes = Vec::new();
+    object.write_all(&mut bytes).unwrap();
+    Bytes::from(bytes)
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn burned_in_annotation_and_derived_images_are_quarantined_never_stored(pool: PgPool) {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_dictionary_std::tags;
+    use tfesi_ingest::rejection::QuarantineReason;
+    let dir = tempfile::tempdir().unwrap();
+    let ingest = ingestor(pool.clone(), &dir).await;
+    let cases: [(&str, Bytes, QuarantineReason); 3] = [
+        (
+            "BurnedInAnnotation YES",
+            edited_instance(|object| {
+                object.put(DataElement::new(tags::BURNED_IN_ANNOTATION, VR::CS, PrimitiveValue::from("YES")));
+            }),
+            QuarantineReason::BurnedInAnnotation,
+        ),
+        (
+            "BurnedInAnnotation other than NO",
+            edited_instance(|object| {
+                object.put(DataElement::new(
+                    tags::BURNED_IN_ANNOTATION,
+                    VR::CS,
+                    PrimitiveValue::from("UNKNOWN"),
+                ));
+            }),
+            QuarantineReason::BurnedInAnnotation,
+        ),
+        (
+            "ImageType DERIVED\\SECONDARY",
+            edited_instance(|object| {
+                let value = PrimitiveValue::Strs(["DERIVED", "SECONDARY", "M"].map(String::from).into_iter().collect());
+                object.put(DataElement::new(tags::IMAGE_TYPE, VR::CS, value));
+            }),
+            QuarantineReason::DerivedOrSecondary,
+        ),
+    ];
+    for (what, bytes, expected) in cases {
+        match ingest.ingest(bytes).await.unwrap() {
+            InstanceOutcome::Quarantined { reasons, .. } => {
+                assert!(reasons.contains(&expected), "{what}: {reasons:?}");
+            }
+            other => panic!("{what}: quarantined expected, got {other:?}"),
+        }
+    }
+    // Secondary capture (a corpus file) is quarantined too (see the test above).
+    let quarantined: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM ingest.quarantine").fetch_one(&pool).await.unwrap();
+    let stored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM ingest.instances").fetch_one(&pool).await.unwrap();
+    assert_eq!((quarantined, stored), (3, 0), "all three quarantined, none stored for use");
+}
