@@ -357,10 +357,13 @@ impl Registry for RegistryService {
         let mut parts = vec![Ok(pb::ExportSnapshotResponse {
             part: Some(pb::export_snapshot_response::Part::Snapshot(to_snapshot(&summary))),
         })];
+        let episode_ids: Vec<uuid::Uuid> = manifest.entries.iter().map(|entry| entry.episode_id).collect();
+        let champions = self.store.champion_predictions(&episode_ids, summary.as_of).await?;
         let rows =
             manifest.entries.iter().enumerate().filter(|(_, entry)| only.is_none_or(|s| entry.split == s));
         for (index, entry) in rows {
-            let row = to_snapshot_row(index as u64, entry, &manifest.rule, summary.as_of);
+            let mut row = to_snapshot_row(index as u64, entry, &manifest.rule, summary.as_of);
+            row.champion_prediction = champions.get(&entry.episode_id).map(to_prediction);
             parts.push(Ok(pb::ExportSnapshotResponse {
                 part: Some(pb::export_snapshot_response::Part::Row(row)),
             }));

@@ -361,3 +361,51 @@ pub(super) async fn load_candidates(
     }
     Ok(loaded)
 }
+
+impl Store {
+    /// The latest champion prediction stored for each of `episode_ids` at or before `as_of`
+    /// (predictions are never changed, so an export of a snapshot always finds the same ones).
+    pub async fn champion_predictions(
+        &self,
+        episode_ids: &[Uuid],
+        as_of: DateTime<Utc>,
+    ) -> Result<std::collections::HashMap<Uuid, crate::domain::records::Prediction>> {
+        use sqlx::Row as _;
+        let rows = sqlx::query(
+            "SELECT DISTINCT ON (e.episode_id) e.episode_id, p.prediction_id, p.job_id, p.model_role, p.study_id,
+                 p.series_id, p.tensor_sha256, p.clinical, p.model_name, p.model_version,
+                 p.preprocessing_spec_version, p.probability, p.threshold, p.execution_provider, p.predicted_at,
+                 p.recorded_at
+             FROM registry.episodes e JOIN registry.predictions p ON p.study_id = e.study_id
+             WHERE e.episode_id = ANY($1) AND p.model_role = 'champion' AND p.recorded_at <= $2
+             ORDER BY e.episode_id, p.recorded_at DESC, p.prediction_id",
+        )
+        .bind(episode_ids)
+        .bind(as_of)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut champions = std::collections::HashMap::with_capacity(rows.len());
+        for row in rows {
+            let prediction = super::rows::PredictionRow {
+                prediction_id: row.try_get("prediction_id")?,
+                job_id: row.try_get("job_id")?,
+                model_role: row.try_get("model_role")?,
+                study_id: row.try_get("study_id")?,
+                series_id: row.try_get("series_id")?,
+                tensor_sha256: row.try_get("tensor_sha256")?,
+                clinical: row.try_get("clinical")?,
+                model_name: row.try_get("model_name")?,
+                model_version: row.try_get("model_version")?,
+                preprocessing_spec_version: row.try_get("preprocessing_spec_version")?,
+                probability: row.try_get("probability")?,
+                threshold: row.try_get("threshold")?,
+                execution_provider: row.try_get("execution_provider")?,
+                predicted_at: row.try_get("predicted_at")?,
+                recorded_at: row.try_get("recorded_at")?,
+            }
+            .into_record()?;
+            champions.insert(row.try_get("episode_id")?, prediction);
+        }
+        Ok(champions)
+    }
+}

@@ -297,6 +297,11 @@ async fn predictions_snapshots_and_performance_flow_through_grpc() {
     while let Some(part) = export.message().await.unwrap() {
         if let Some(pb::export_snapshot_response::Part::Row(row)) = part.part {
             assert_eq!(row.episode_id, episode_id);
+            let champion = row.champion_prediction.expect("the champion's prediction made before as_of");
+            assert_eq!(
+                (champion.probability, champion.prediction_id),
+                (0.8, stored.prediction_ids[0].clone())
+            );
             rows += 1;
         }
     }
