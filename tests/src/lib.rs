@@ -5,8 +5,10 @@
 //! bounded in time.
 
 pub mod cohort;
+pub mod postgres;
 pub mod process;
 pub mod proxy;
+pub mod redis_server;
 pub mod stack;
 
 use std::net::SocketAddr;

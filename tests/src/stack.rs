@@ -5,11 +5,17 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use tfesi_auth::{AuthConfig, Role, TokenSource};
+use tfesi_platform::client::Outgoing;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 
 use crate::process::ServiceProcess;
 use crate::{drop_database, unique_database, wait_for_health};
+
+/// A channel whose calls carry a token of the stack.
+pub type AuthChannel = InterceptedService<Channel, Outgoing>;
 
 /// How long the stack may take to report SERVING (a cold debug build loads ONNX Runtime).
 pub const START_WITHIN: Duration = Duration::from_secs(120);
@@ -52,6 +58,34 @@ pub struct Stack {
     pub redis_prefix: String,
     /// Object store and model repository live here.
     pub dir: tempfile::TempDir,
+    /// The HS256 secret every service of this stack accepts tokens from.
+    auth_secret_file: PathBuf,
+    /// How each service was started, to start it again after a kill.
+    launches: Vec<Launch>,
+    /// Logs of service processes that were killed and replaced, oldest first.
+    earlier_logs: Vec<(&'static str, String)>,
+    /// The Redis of ingest and preprocess.
+    redis_url: String,
+}
+
+/// The binary and environment a service was started with.
+struct Launch {
+    name: &'static str,
+    binary: &'static str,
+    env: Vec<(String, String)>,
+}
+
+/// The Redis every stack uses unless told otherwise (shared by the tests of this machine: never
+/// flush or restart it; use [`crate::redis_server::RedisServer`] for that).
+pub const SHARED_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
+
+/// Options of [`Stack::start_with`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StackOptions<'a> {
+    /// Extra settings, as for [`Stack::start`].
+    pub settings: &'a [Setting<'a>],
+    /// The Redis of ingest and preprocess; [`SHARED_REDIS_URL`] when `None`.
+    pub redis_url: Option<&'a str>,
 }
 
 /// Extra settings for one service, e.g. `("preprocess", "WORKER__MAX_ATTEMPTS", "2")`.
@@ -59,15 +93,17 @@ pub type Setting<'a> = (&'a str, &'a str, &'a str);
 
 fn common_env(
     service: &str,
+    secret: &Path,
     database: &str,
-    prefix: &str,
+    (redis_url, prefix): (&str, &str),
     settings: &[Setting<'_>],
 ) -> Vec<(String, String)> {
     let upper = format!("TFESI_{}__", service.to_ascii_uppercase());
     let mut env = vec![
+        (format!("{upper}AUTH__HS256_SECRET_FILE"), secret.display().to_string()),
         (format!("{upper}TELEMETRY__LOG_FORMAT"), "json".to_owned()),
         (format!("{upper}DATABASE__URL"), format!("postgres://postgres@127.0.0.1:5432/{database}")),
-        (format!("{upper}REDIS__URL"), "redis://127.0.0.1:6379/0".to_owned()),
+        (format!("{upper}REDIS__URL"), redis_url.to_owned()),
         (format!("{upper}REDIS__KEY_PREFIX"), prefix.to_owned()),
     ];
     for (target, key, value) in settings {
@@ -81,30 +117,53 @@ fn common_env(
 impl Stack {
     /// Starts the four services and waits until each is SERVING.
     pub async fn start(settings: &[Setting<'_>]) -> Self {
+        Self::start_with(StackOptions { settings, redis_url: None }).await
+    }
+
+    /// Starts the four services with `options` (e.g. a private Redis) and waits until each is
+    /// SERVING.
+    pub async fn start_with(options: StackOptions<'_>) -> Self {
+        let settings = options.settings;
+        let redis_url = options.redis_url.unwrap_or(SHARED_REDIS_URL);
         let database = unique_database("tfesi_stack");
         let redis_prefix = database.clone();
         let dir = tempfile::tempdir().expect("stack directory");
         let objects = dir.path().join("objects");
         let models = dir.path().join("models");
         copy_tree(&bundled_models(), &models);
+        // Tokens are checked as in production: HS256 with a secret of this stack.
+        let secret = dir.path().join("hs256.secret");
+        std::fs::write(&secret, format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>()))
+            .expect("write the stack's secret");
 
-        let mut ingest_env = common_env("ingest", &database, &redis_prefix, settings);
+        let mut ingest_env = common_env("ingest", &secret, &database, (redis_url, &redis_prefix), settings);
         ingest_env.push(("TFESI_INGEST__STORAGE__ROOT".to_owned(), objects.display().to_string()));
         let dicom_address: SocketAddr =
             format!("127.0.0.1:{}", crate::free_port()).parse().expect("DICOM address");
         ingest_env.push(("TFESI_INGEST__DICOM__LISTEN".to_owned(), dicom_address.to_string()));
         let ingest = ServiceProcess::start("tfesi-ingest", "ingest", &ingest_env);
-        let mut registry_env = common_env("registry", &database, &redis_prefix, settings);
+        let mut launches = vec![Launch { name: "ingest", binary: "tfesi-ingest", env: ingest_env }];
+        let mut registry_env =
+            common_env("registry", &secret, &database, (redis_url, &redis_prefix), settings);
         registry_env.retain(|(key, _)| !key.contains("__REDIS__"));
         let registry = ServiceProcess::start("tfesi-registry", "registry", &registry_env);
+        launches.push(Launch { name: "registry", binary: "tfesi-registry", env: registry_env });
         let mut inference_env = vec![
             ("TFESI_INFERENCE__TELEMETRY__LOG_FORMAT".to_owned(), "json".to_owned()),
             ("TFESI_INFERENCE__REPOSITORY_DIR".to_owned(), models.display().to_string()),
         ];
-        inference_env.extend(common_env("inference", &database, &redis_prefix, settings).into_iter().skip(4));
+        inference_env.extend(
+            common_env("inference", &secret, &database, (redis_url, &redis_prefix), settings)
+                .into_iter()
+                .filter(|(key, _)| {
+                    !key.contains("__REDIS__") && !key.contains("__DATABASE__") && !key.contains("LOG_FORMAT")
+                }),
+        );
         let inference = ServiceProcess::start("tfesi-inference", "inference", &inference_env);
+        launches.push(Launch { name: "inference", binary: "tfesi-inference", env: inference_env });
 
-        let mut preprocess_env = common_env("preprocess", &database, &redis_prefix, settings);
+        let mut preprocess_env =
+            common_env("preprocess", &secret, &database, (redis_url, &redis_prefix), settings);
         preprocess_env.extend([
             ("TFESI_PREPROCESS__STORAGE__ROOT".to_owned(), objects.display().to_string()),
             ("TFESI_PREPROCESS__UPSTREAM__INGEST".to_owned(), format!("http://{}", ingest.address)),
@@ -112,8 +171,21 @@ impl Stack {
             ("TFESI_PREPROCESS__UPSTREAM__REGISTRY".to_owned(), format!("http://{}", registry.address)),
         ]);
         let preprocess = ServiceProcess::start("tfesi-preprocess", "preprocess", &preprocess_env);
-        let stack =
-            Self { ingest, dicom_address, inference, registry, preprocess, database, redis_prefix, dir };
+        launches.push(Launch { name: "preprocess", binary: "tfesi-preprocess", env: preprocess_env });
+        let stack = Self {
+            ingest,
+            dicom_address,
+            inference,
+            registry,
+            preprocess,
+            database,
+            redis_prefix,
+            dir,
+            auth_secret_file: secret,
+            launches,
+            earlier_logs: Vec::new(),
+            redis_url: redis_url.to_owned(),
+        };
         for (process, name) in stack.services() {
             let status = wait_for_health(process.address, "", ServingStatus::Serving, START_WITHIN).await;
             assert_eq!(
@@ -136,8 +208,25 @@ impl Stack {
         ]
     }
 
-    /// A channel to a service.
-    pub async fn channel(address: SocketAddr) -> Channel {
+    /// The HS256 secret the services of this stack accept.
+    pub fn auth_secret_file(&self) -> &Path {
+        &self.auth_secret_file
+    }
+
+    /// A token of this stack for `subject` with `roles`, valid for an hour.
+    pub fn token(&self, subject: &str, roles: &[Role]) -> String {
+        let secret = std::fs::read(&self.auth_secret_file).expect("the stack's secret");
+        tfesi_auth::mint_hs256(&secret, &AuthConfig::default(), subject, roles, 3600).expect("mint a token")
+    }
+
+    /// A channel to a service whose calls carry an operator's token (roles admin and service).
+    pub async fn channel(&self, address: SocketAddr) -> AuthChannel {
+        let token = self.token("e2e-operator", &[Role::Admin, Role::Service]);
+        InterceptedService::new(Self::plain_channel(address).await, Outgoing::new(TokenSource::fixed(token)))
+    }
+
+    /// A channel without credentials.
+    pub async fn plain_channel(address: SocketAddr) -> Channel {
         tonic::transport::Endpoint::from_shared(format!("http://{address}"))
             .expect("endpoint")
             .timeout(Duration::from_secs(30))
@@ -146,9 +235,62 @@ impl Stack {
             .expect("connect to a service of the stack")
     }
 
-    /// All logs, for assertion messages.
+    /// All logs, for assertion messages (killed processes first, marked so).
     pub fn logs(&self) -> String {
-        self.services().iter().map(|(process, name)| format!("===== {name}\n{}", process.log())).collect()
+        let earlier =
+            self.earlier_logs.iter().map(|(name, log)| format!("===== {name} (killed, replaced)\n{log}"));
+        let current =
+            self.services().into_iter().map(|(process, name)| format!("===== {name}\n{}", process.log()));
+        earlier.chain(current).collect()
+    }
+
+    fn process_mut(&mut self, name: &str) -> &mut ServiceProcess {
+        match name {
+            "ingest" => &mut self.ingest,
+            "registry" => &mut self.registry,
+            "inference" => &mut self.inference,
+            "preprocess" => &mut self.preprocess,
+            other => panic!("no service `{other}` in the stack"),
+        }
+    }
+
+    /// Kills service `name` (`ingest`, `registry`, `inference` or `preprocess`) with SIGKILL,
+    /// by its own PID, and waits until it is gone; returns the PID killed. Start it again with
+    /// [`Stack::restart`].
+    pub fn kill(&mut self, name: &str) -> u32 {
+        let process = self.process_mut(name);
+        let pid = process.pid();
+        let status = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+        assert!(status.is_ok_and(|status| status.success()), "kill -KILL {pid} ({name}) failed");
+        process.wait_exit(Duration::from_secs(10));
+        assert!(process.has_exited(), "{name} (pid {pid}) still runs after SIGKILL");
+        pid
+    }
+
+    /// Starts service `name` again with the environment and address it first had (after
+    /// [`Stack::kill`], or after it exited) and waits until it is SERVING. The old process's
+    /// log stays in [`Stack::logs`].
+    pub async fn restart(&mut self, name: &str) {
+        let Some(launch) = self.launches.iter().find(|launch| launch.name == name) else {
+            panic!("no service `{name}` in the stack");
+        };
+        let (name, binary, mut env) = (launch.name, launch.binary, launch.env.clone());
+        let old = self.process_mut(name);
+        assert!(old.has_exited(), "{name} still runs: kill it before restarting it");
+        let address = old.address;
+        env.push((format!("TFESI_{}__SERVER__LISTEN", name.to_ascii_uppercase()), address.to_string()));
+        let mut fresh = ServiceProcess::start(binary, name, &env);
+        fresh.address = address;
+        let old = std::mem::replace(self.process_mut(name), fresh);
+        self.earlier_logs.push((name, old.log()));
+        drop(old);
+        let status = wait_for_health(address, "", ServingStatus::Serving, START_WITHIN).await;
+        assert_eq!(
+            status,
+            Some(ServingStatus::Serving),
+            "{name} did not come back on {address}; logs:\n{}",
+            self.logs()
+        );
     }
 
     /// Stops every service with SIGTERM, checks they exit cleanly, and drops the database.
@@ -169,7 +311,11 @@ impl Stack {
         for (name, code) in codes {
             assert_eq!(code, Some(0), "{name} exits cleanly on SIGTERM; logs:\n{logs}");
         }
-        let mut redis = redis_connection().await;
+        let mut redis = redis::Client::open(self.redis_url.as_str())
+            .expect("redis url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("connect to the stack's Redis");
         let keys: Vec<String> = redis::cmd("KEYS")
             .arg(format!("{}*", self.redis_prefix))
             .query_async(&mut redis)

@@ -508,12 +508,15 @@ pub async fn report_job(
     let state: String = current.try_get("state")?;
     let attempts: i32 = current.try_get("attempts")?;
     let operator_retry = report.state == "queued" && state == "dead_letter";
-    let stale = state == "succeeded" || (report.attempts < attempts && !operator_retry);
+    // SUCCEEDED is final and always taken: a worker that finished a job, died before saying so,
+    // and confirms it on a later delivery reports fewer attempts than were recorded.
+    let succeeded = report.state == "succeeded";
+    let stale = state == "succeeded" || (report.attempts < attempts && !operator_retry && !succeeded);
     if !stale {
         sqlx::query(
             "UPDATE ingest.outbox SET
                  state = $2,
-                 attempts = $3,
+                 attempts = CASE WHEN $2 = 'succeeded' THEN greatest(attempts, $3) ELSE $3 END,
                  last_error = $4,
                  state_at = CASE WHEN state = $2 THEN state_at ELSE now() END,
                  confirmed_at = CASE WHEN $2 IN ('succeeded', 'dead_letter') THEN coalesce(confirmed_at, now())

@@ -516,8 +516,11 @@ async fn job_reports_move_the_processing_status_forward_and_control_the_relay(po
     );
     let _: i64 = redis::cmd("DEL").arg(&stream_key).query_async(&mut redis).await.unwrap();
 
-    let done = report(pb::ProcessingState::Succeeded, 1, "").await.unwrap();
-    assert_eq!(done.state(), pb::ProcessingState::Succeeded);
+    report(pb::ProcessingState::InProgress, 2, "").await.unwrap();
+    // A worker that finished, died before saying so, and confirms on a later delivery reports
+    // 0 attempts: SUCCEEDED is still taken, and the attempts already counted are kept.
+    let done = report(pb::ProcessingState::Succeeded, 0, "").await.unwrap();
+    assert_eq!((done.state(), done.attempts), (pb::ProcessingState::Succeeded, 2));
     assert!(confirmed(pool.clone(), job_id.clone()).await);
     let late = report(pb::ProcessingState::InProgress, 9, "").await.unwrap();
     assert_eq!(late.state(), pb::ProcessingState::Succeeded, "never back from SUCCEEDED");

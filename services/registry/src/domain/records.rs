@@ -153,6 +153,19 @@ pub struct ModelOutput {
 }
 
 impl ModelOutput {
+    /// Whether `other` is the same output, as a replay of the same job must be. Clinical values
+    /// arrive as float32 and come back from their jsonb column through an f64 text round trip
+    /// that may differ in the last bit, so they are compared at float32 precision.
+    pub fn same_content(&self, other: &ModelOutput) -> bool {
+        let clinical_equal = self.clinical.len() == other.clinical.len()
+            && self.clinical.iter().zip(&other.clinical).all(|((name_a, a), (name_b, b))| {
+                name_a == name_b && (*a as f32).to_bits() == (*b as f32).to_bits()
+            });
+        clinical_equal
+            && ModelOutput { clinical: BTreeMap::new(), ..self.clone() }
+                == ModelOutput { clinical: BTreeMap::new(), ..other.clone() }
+    }
+
     /// Range and text checks.
     pub fn validate(self) -> Result<Self> {
         if !(self.probability.is_finite() && (0.0..=1.0).contains(&self.probability)) {
@@ -255,4 +268,36 @@ pub struct EpisodeView {
     pub follow_ups: Vec<FollowUp>,
     /// Highest event id of the episode: increases with every change.
     pub revision: i64,
+}
+
+#[cfg(test)]
+mod output_tests {
+    use super::*;
+
+    #[test]
+    fn a_replayed_output_is_the_same_despite_a_last_bit_json_round_trip() {
+        let value = f64::from(0.49_f32);
+        let output = ModelOutput {
+            model_role: ModelRole::Champion,
+            model_name: "m".into(),
+            model_version: "1".into(),
+            preprocessing_spec_version: "tfesi-prep-v1".into(),
+            probability: 0.7,
+            threshold: 0.5,
+            execution_provider: "cpu".into(),
+            predicted_at: DateTime::from_timestamp(1_780_000_000, 0).expect("time"),
+            tensor_sha256: String::new(),
+            clinical: BTreeMap::from([("age_years".to_owned(), value)]),
+        };
+        // What serde_json (without float_roundtrip) reads back for 0.49f32 as f64.
+        let read_back = ModelOutput {
+            clinical: BTreeMap::from([("age_years".to_owned(), 0.490_000_009_536_743_2)]),
+            ..output.clone()
+        };
+        assert!(output.same_content(&read_back));
+        let other_value =
+            ModelOutput { clinical: BTreeMap::from([("age_years".to_owned(), 0.5)]), ..output.clone() };
+        assert!(!output.same_content(&other_value));
+        assert!(!output.same_content(&ModelOutput { probability: 0.71, ..output.clone() }));
+    }
 }

@@ -51,7 +51,7 @@ impl Store {
             let same = existing.len() == job.outputs.len()
                 && job.outputs.iter().all(|output| {
                     existing.iter().any(|prediction| {
-                        prediction.output == *output
+                        prediction.output.same_content(output)
                             && prediction.study_id == job.study_id
                             && prediction.series_id == job.series_id
                     })
