@@ -15,15 +15,21 @@ fn hs256() -> (AuthConfig, Authenticator, tempfile_free::Secret) {
 
 /// A secret file under the target directory, removed on drop (no tempfile dependency).
 mod tempfile_free {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// Distinguishes the files of one thread (a test may hold several at once).
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+
     pub struct Secret {
         pub path: std::path::PathBuf,
     }
     impl Secret {
         pub fn write(bytes: &[u8]) -> Self {
             let path = std::env::temp_dir().join(format!(
-                "tfesi-auth-test-{}-{:?}",
+                "tfesi-auth-test-{}-{:?}-{}",
                 std::process::id(),
-                std::thread::current().id()
+                std::thread::current().id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
             ));
             std::fs::write(&path, bytes).unwrap();
             Self { path }

@@ -115,10 +115,35 @@ impl Cursor<'_> {
     }
 }
 
+/// Whether an explicit-VR element with this VR code has the long (reserved + 4-byte) length
+/// form. Only the standard short-form VRs have a 2-byte length; any other code, including one
+/// the standard does not define, is read with a 4-byte length, as dicom-rs reads it (an unknown
+/// VR is taken as UN). Reading an unknown code as short would let a declared length the scan
+/// never checked reach the decoder's allocator (found by fuzzing, docs/fuzzing.md).
 fn has_long_length(vr: &[u8]) -> bool {
-    matches!(
+    !matches!(
         vr,
-        b"OB" | b"OD" | b"OF" | b"OL" | b"OV" | b"OW" | b"SQ" | b"SV" | b"UC" | b"UN" | b"UR" | b"UT" | b"UV"
+        b"AE"
+            | b"AS"
+            | b"AT"
+            | b"CS"
+            | b"DA"
+            | b"DS"
+            | b"DT"
+            | b"FL"
+            | b"FD"
+            | b"IS"
+            | b"LO"
+            | b"LT"
+            | b"PN"
+            | b"SH"
+            | b"SL"
+            | b"SS"
+            | b"ST"
+            | b"TM"
+            | b"UI"
+            | b"UL"
+            | b"US"
     )
 }
 

@@ -29,11 +29,14 @@ pub struct ScanLimits {
     pub max_sequence_depth: usize,
     /// Largest inflated data set accepted for the deflated transfer syntax.
     pub max_inflated_bytes: usize,
+    /// Most data elements in one instance (ingest's limit too): a deflated data set of millions
+    /// of empty elements would otherwise cost a minute to decode (found by fuzzing).
+    pub max_elements: usize,
 }
 
 impl Default for ScanLimits {
     fn default() -> Self {
-        Self { max_sequence_depth: 16, max_inflated_bytes: 256 * 1024 * 1024 }
+        Self { max_sequence_depth: 16, max_inflated_bytes: 256 * 1024 * 1024, max_elements: 1_000_000 }
     }
 }
 
@@ -149,10 +152,35 @@ fn scan_meta(bytes: &[u8], start: usize) -> Result<(String, usize)> {
     }
 }
 
+/// Whether an explicit-VR element with this VR code has the long (reserved + 4-byte) length
+/// form. Only the standard short-form VRs have a 2-byte length; any other code, including one
+/// the standard does not define, is read with a 4-byte length, as dicom-rs reads it (an unknown
+/// VR is taken as UN). Reading an unknown code as short would let a declared length the scan
+/// never checked reach the decoder's allocator (found by fuzzing, docs/fuzzing.md).
 fn has_long_length(vr: [u8; 2]) -> bool {
-    matches!(
+    !matches!(
         &vr,
-        b"OB" | b"OD" | b"OF" | b"OL" | b"OV" | b"OW" | b"SQ" | b"SV" | b"UC" | b"UN" | b"UR" | b"UT" | b"UV"
+        b"AE"
+            | b"AS"
+            | b"AT"
+            | b"CS"
+            | b"DA"
+            | b"DS"
+            | b"DT"
+            | b"FL"
+            | b"FD"
+            | b"IS"
+            | b"LO"
+            | b"LT"
+            | b"PN"
+            | b"SH"
+            | b"SL"
+            | b"SS"
+            | b"ST"
+            | b"TM"
+            | b"UI"
+            | b"UL"
+            | b"US"
     )
 }
 
@@ -176,6 +204,7 @@ struct Walker<'a> {
     limits: &'a ScanLimits,
     stack: Vec<Container>,
     pos: usize,
+    elements: usize,
 }
 
 impl Walker<'_> {
@@ -291,6 +320,13 @@ impl Walker<'_> {
     }
 
     fn element(&mut self, tag: Tag) -> Result<()> {
+        self.elements += 1;
+        if self.elements > self.limits.max_elements {
+            return Err(Error::malformed(
+                self.pos,
+                format!("more than {} data elements in one instance", self.limits.max_elements),
+            ));
+        }
         if matches!(
             self.stack.last().map(|container| container.kind),
             Some(Kind::Sequence | Kind::PixelSequence)
@@ -354,7 +390,7 @@ impl Walker<'_> {
 }
 
 fn scan_dataset(data: &[u8], encoding: Encoding, limits: &ScanLimits) -> Result<()> {
-    let mut walker = Walker { data, encoding, limits, stack: Vec::new(), pos: 0 };
+    let mut walker = Walker { data, encoding, limits, stack: Vec::new(), pos: 0, elements: 0 };
     walker.run()
 }
 
@@ -400,5 +436,27 @@ mod tests {
         let dataset = [0x10, 0x00, 0x20, 0x00, b'L', b'O', 2, 0, b'A', b'B'];
         let outcome = prescan(&minimal_file(&dataset), &ScanLimits::default());
         assert_eq!(outcome.map(|o| o.transfer_syntax_uid).ok().as_deref(), Some("1.2.840.10008.1.2.1"));
+    }
+
+    #[test]
+    fn too_many_elements_are_refused() {
+        let element = [0x09, 0x00, 0x10, 0x10, b'L', b'O', 0, 0];
+        let dataset: Vec<u8> = element.iter().copied().cycle().take(element.len() * 10).collect();
+        let limits = ScanLimits { max_elements: 5, ..ScanLimits::default() };
+        let error = prescan(&minimal_file(&dataset), &limits);
+        assert!(
+            matches!(&error, Err(Error::Malformed { reason, .. }) if reason.contains("more than 5")),
+            "{error:?}"
+        );
+        assert!(prescan(&minimal_file(&dataset), &ScanLimits::default()).is_ok());
+    }
+
+    #[test]
+    fn an_unknown_vr_code_has_the_four_byte_length_form() {
+        // (0009,1010) with the undefined VR code "SX": reserved bytes, then a 4-byte length.
+        let mut dataset = vec![0x09, 0x00, 0x10, 0x10, b'S', b'X', 0, 0];
+        dataset.extend_from_slice(&0x3033_3131u32.to_le_bytes());
+        let error = prescan(&minimal_file(&dataset), &ScanLimits::default());
+        assert!(matches!(error, Err(Error::Malformed { .. })), "read as a 4-byte length: {error:?}");
     }
 }

@@ -50,6 +50,20 @@ fn every_invalid_corpus_file_is_rejected_with_a_reason_and_bounded_memory() {
     assert!(peak < 1_000_000, "peak RSS {peak} KiB: something allocated a declared length");
 }
 
+/// Found by fuzzing (docs/fuzzing.md): a VR code the standard does not define (`SX` here, one
+/// byte changed in a corpus file) has the 4-byte length form for dicom-rs; the pre-scan read it
+/// with a 2-byte length, so the decoder was handed an unchecked 800 MB length to allocate.
+#[test]
+fn an_unknown_vr_code_is_scanned_with_its_four_byte_length() {
+    let mut bytes = corpus_file("invalid/SC_rgb_jpeg_corrupt.dcm").to_vec();
+    assert_eq!(&bytes[922..924], b"SH", "the corpus file is the one the fuzzer mutated");
+    bytes[923] = b'X';
+    let rejection = parse_instance(bytes::Bytes::from(bytes), &ParseLimits::default()).expect_err("rejected");
+    // Refused by the pre-scan, before any allocation: the length is read as dicom-rs would.
+    assert_eq!(rejection.code, RejectCode::Malformed);
+    assert!(rejection.message.contains("declares 808661297 bytes"), "{}", rejection.message);
+}
+
 #[test]
 fn invalid_files_fail_for_the_expected_reason() {
     let expectations = [

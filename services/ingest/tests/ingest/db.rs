@@ -188,7 +188,9 @@ async fn burned_in_annotation_and_derived_images_are_quarantined_never_stored(po
         (
             "ImageType DERIVED\\SECONDARY",
             edited_instance(|object| {
-                let value = PrimitiveValue::Strs(["DERIVED", "SECONDARY", "M"].map(String::from).into_iter().collect());
+                let value = PrimitiveValue::Strs(
+                    ["DERIVED", "SECONDARY", "M"].map(String::from).into_iter().collect(),
+                );
                 object.put(DataElement::new(tags::IMAGE_TYPE, VR::CS, value));
             }),
             QuarantineReason::DerivedOrSecondary,
