@@ -99,6 +99,7 @@ impl IngestApi {
             Err(_) => ("none".to_owned(), "error"),
         };
         let entry = AuditEntry {
+            service: "ingest",
             actor: &who.actor,
             role: &who.role,
             action: &action,
@@ -372,6 +373,7 @@ impl Ingest for IngestApi {
         };
         let purpose: String = request.purpose.chars().take(200).collect();
         let entry = AuditEntry {
+            service: "ingest",
             actor: &who.actor,
             role: &who.role,
             action: "resolve_patient",
@@ -458,6 +460,7 @@ impl Ingest for IngestApi {
         };
         let target = format!("series:{series_id}");
         let entry = AuditEntry {
+            service: "ingest",
             actor: &who.actor,
             role: &who.role,
             action: "get_series",

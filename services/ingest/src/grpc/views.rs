@@ -444,36 +444,13 @@ pub async fn vault_identity(
     .transpose()
 }
 
-/// One audit record; `target` names surrogate ids only.
-#[derive(Debug, Clone)]
-pub struct AuditEntry<'a> {
-    /// Who.
-    pub actor: &'a str,
-    /// In which role.
-    pub role: &'a str,
-    /// What (the RPC, with the key type for lookups).
-    pub action: &'a str,
-    /// On what (surrogate ids only, never a hospital identifier).
-    pub target: &'a str,
-    /// How it ended.
-    pub outcome: &'a str,
-    /// Why (ResolvePatient).
-    pub purpose: Option<&'a str>,
-}
+/// An audit record of ingest (`service` = `ingest`); `target` names surrogate ids only.
+pub type AuditEntry<'a> = tfesi_platform::audit::AuditRecord<'a>;
 
 /// Appends an audit record to the platform's hash-chained log (`audit.log`), in the
 /// transaction of `conn`.
 pub async fn audit(conn: &mut PgConnection, entry: &AuditEntry<'_>) -> Result<(), sqlx::Error> {
-    let record = tfesi_platform::audit::AuditRecord {
-        service: "ingest",
-        actor: entry.actor,
-        role: entry.role,
-        action: entry.action,
-        target: entry.target,
-        outcome: entry.outcome,
-        purpose: entry.purpose,
-    };
-    tfesi_platform::audit::append(conn, &record).await?;
+    tfesi_platform::audit::append(conn, entry).await?;
     Ok(())
 }
 
