@@ -663,8 +663,6 @@ const INFERENCE_OUTAGE: Duration = Duration::from_secs(15);
 /// Inference down for [`INFERENCE_OUTAGE`] while studies are in flight: the promise is the
 /// same, every study ends with its predictions once inference is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails today: the worker spends a job's attempts on UNAVAILABLE from a down inference and \
-            dead-letters every job it claims during an outage longer than about 7 s (reported with evidence)"]
 async fn studies_in_flight_survive_an_inference_outage_longer_than_the_retry_window() {
     let count = study_count();
     let (_redis, mut stack) = start().await;

@@ -93,6 +93,10 @@ pub struct WorkerConfig {
     pub block_ms: u64,
     /// On shutdown, jobs in hand get this long to finish; the rest stay unacknowledged, ms.
     pub shutdown_grace_ms: u64,
+    /// How long a job waits out a dependency outage (a downstream service unavailable,
+    /// overloaded or timing out) without spending its attempts, ms. After that, each further
+    /// failure counts as an attempt as usual.
+    pub outage_budget_ms: u64,
 }
 
 impl Default for WorkerConfig {
@@ -110,6 +114,7 @@ impl Default for WorkerConfig {
             call_timeout_ms: 30_000,
             block_ms: 2_000,
             shutdown_grace_ms: 20_000,
+            outage_budget_ms: 600_000,
         }
     }
 }
@@ -176,6 +181,9 @@ impl Validate for WorkerConfig {
         }
         if !(10..=600_000).contains(&self.call_timeout_ms) {
             return Err(ConfigError::invalid("worker.call_timeout_ms", "must be 10 to 600000"));
+        }
+        if self.outage_budget_ms > 86_400_000 {
+            return Err(ConfigError::invalid("worker.outage_budget_ms", "must be at most 86400000 (a day)"));
         }
         if !(10..=60_000).contains(&self.block_ms) {
             return Err(ConfigError::invalid("worker.block_ms", "must be 10 to 60000"));

@@ -34,6 +34,16 @@ impl Failure {
         Self { class: Class::Permanent, stage, reason_code, message: message.into() }
     }
 
+    /// Whether the failure is a dependency being down or saturated rather than anything about
+    /// this job: such failures wait out `worker.outage_budget_ms` without spending attempts.
+    pub fn is_outage(&self) -> bool {
+        self.class == Class::Transient
+            && matches!(
+                self.reason_code,
+                "downstream_unavailable" | "downstream_overloaded" | "downstream_deadline_exceeded"
+            )
+    }
+
     /// A failed downstream call: `what` names the call.
     pub fn from_status(stage: Stage, what: &str, status: &Status) -> Self {
         let message = format!("{what}: {} ({:?})", status.message(), status.code());

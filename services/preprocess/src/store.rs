@@ -71,6 +71,16 @@ fn attempts_of(value: i32) -> u32 {
 
 /// Registers the delivery of a job and starts an attempt, in one transaction (the row lock
 /// serialises concurrent deliveries of the same job).
+/// The encoded RecordPrediction request an attempt stored for replay, if any.
+pub async fn stored_prediction(pool: &PgPool, job_id: Uuid) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    let stored: Option<Option<Vec<u8>>> =
+        sqlx::query_scalar("SELECT prediction FROM preprocess.jobs WHERE job_id = $1")
+            .bind(job_id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(stored.flatten())
+}
+
 pub async fn admit(
     pool: &PgPool,
     job_id: Uuid,

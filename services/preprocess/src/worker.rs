@@ -396,7 +396,20 @@ async fn process(
         }
         tracing::info!(attempt, "pipeline attempt");
         report(pipeline, &job.job_id, ProcessingState::InProgress, attempt, "").await;
-        match attempt_once(pipeline, job_id, job, stored_prediction).await {
+        let outcome = match attempt_through_outages(
+            pipeline,
+            job_id,
+            job,
+            attempt,
+            stored_prediction,
+            shutdown,
+        )
+        .await
+        {
+            Some(outcome) => outcome,
+            None => return Handled::Abandoned,
+        };
+        match outcome {
             Ok(()) => {
                 if let Err(error) = store::succeed(&pipeline.pool, job_id).await {
                     // The prediction is stored; the next delivery replays it and succeeds.
@@ -472,6 +485,44 @@ async fn give_up(pipeline: &Pipeline, delivery: &Delivery, job_id: Uuid, failure
 }
 
 /// One attempt: build (or reuse) the RecordPrediction request and send it.
+/// Runs one attempt; while it fails because a dependency is down (see [`Failure::is_outage`]),
+/// runs it again after a backoff without spending an attempt, for up to
+/// `worker.outage_budget_ms`. `None`: shutdown came while waiting (the job was released).
+async fn attempt_through_outages(
+    pipeline: &Pipeline,
+    job_id: Uuid,
+    job: &PipelineJob,
+    attempt: u32,
+    stored_prediction: Option<Vec<u8>>,
+    shutdown: &Shutdown,
+) -> Option<Result<(), Failure>> {
+    let config = &pipeline.config;
+    let budget = Duration::from_millis(config.outage_budget_ms);
+    let started = std::time::Instant::now();
+    let mut stored_prediction = stored_prediction;
+    let mut waits = 0_u32;
+    loop {
+        match attempt_once(pipeline, job_id, job, stored_prediction.take()).await {
+            Err(failure) if failure.is_outage() && started.elapsed() < budget => {
+                waits += 1;
+                tracing::warn!(attempt, waits, reason = failure.reason_code, message = %failure.message,
+                    "a dependency is down; waiting without spending an attempt");
+                report(pipeline, &job.job_id, ProcessingState::InProgress, attempt, &failure.message).await;
+                let delay = failure::backoff(waits, base(config), max(config), rand::random());
+                if shutdown.is_requested() || sleep_or_stop(delay, shutdown).await {
+                    if let Err(error) = store::release(&pipeline.pool, job_id).await {
+                        tracing::debug!(%error, "cannot release the job");
+                    }
+                    return None;
+                }
+                // An earlier try may have stored its prediction before the outage: replay it.
+                stored_prediction = store::stored_prediction(&pipeline.pool, job_id).await.ok().flatten();
+            }
+            outcome => return Some(outcome),
+        }
+    }
+}
+
 async fn attempt_once(
     pipeline: &Pipeline,
     job_id: Uuid,
