@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chrono::{Days, Local, NaiveDate};
+use chrono::{Days, Local};
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures::FutureExt as _;
+use tfesi_e2e::cohort::{fixed_episode_details, fixed_injection};
 use tfesi_e2e::process::binary;
 use tfesi_e2e::stack::{AuthChannel, Stack};
 use tfesi_proto::common::v1 as common;
@@ -74,11 +75,6 @@ async fn wait_for_port(address: SocketAddr, what: &str, guard: &Guard) {
     }
 }
 
-fn date(day: NaiveDate) -> common::Date {
-    use chrono::Datelike as _;
-    common::Date { year: day.year(), month: day.month() as i32, day: day.day() as i32 }
-}
-
 /// One seeded patient: the episode id, and the family name the worklist must show.
 struct Seeded {
     episode_id: String,
@@ -116,19 +112,7 @@ async fn seed(
     let episode = registry
         .create_episode(registry::CreateEpisodeRequest {
             idempotency_key: format!("desk-e2e-{index}"),
-            details: Some(registry::EpisodeDetails {
-                patient_id,
-                study_id: String::new(),
-                indication: common::Indication::HerniatedDisc as i32,
-                planned_levels: vec![common::SpinalLevel::L4L5 as i32],
-                planned_side: common::Side::Left as i32,
-                baseline_leg_nrs: 8,
-                baseline_back_nrs: Some(5),
-                symptom_duration_days: 60,
-                age_years: 64,
-                sex: common::Sex::Female as i32,
-                baseline_date: None,
-            }),
+            details: Some(fixed_episode_details(patient_id, 64)),
         })
         .await
         .expect("CreateEpisode")
@@ -139,18 +123,7 @@ async fn seed(
         .record_injection(registry::RecordInjectionRequest {
             idempotency_key: format!("desk-e2e-{index}-injection"),
             episode_id: episode.episode_id.clone(),
-            injection: Some(registry::InjectionDetails {
-                injection_date: Some(date(today.checked_sub_days(Days::new(days_ago)).expect("a date"))),
-                levels: vec![common::SpinalLevel::L4L5 as i32],
-                side: common::Side::Left as i32,
-                approach: registry::Approach::Subpedicular as i32,
-                guidance: registry::Guidance::Fluoroscopy as i32,
-                contrast_used: true,
-                drug_code: "dexamethasone".to_owned(),
-                drug_text: "dexamethasone 10 mg".to_owned(),
-                dose_mg: 10.0,
-                local_anaesthetic: "lidocaine 1% 2 mL".to_owned(),
-            }),
+            injection: Some(fixed_injection(today.checked_sub_days(Days::new(days_ago)).expect("a date"))),
         })
         .await
         .expect("RecordInjection");

@@ -20,16 +20,6 @@ use tonic_health::pb::health_check_response::ServingStatus;
 
 const SLICES: usize = 11;
 const SIDE: usize = 256;
-const CLINICAL: [&str; 8] = [
-    "baseline_leg_nrs",
-    "age_years",
-    "level_l4_l5",
-    "level_l5_s1",
-    "side_left",
-    "indication_stenosis",
-    "sex_female",
-    "symptom_duration_lt_3_months",
-];
 const CALLERS: usize = 4;
 const LIMIT_MB: f64 = 50.0;
 
@@ -44,7 +34,19 @@ fn rss_mb(pid: u32) -> f64 {
     kb / 1024.0
 }
 
-fn row(seed: usize) -> pb::PredictRow {
+/// The clinical feature names of the bundled model, in card order.
+fn clinical_features() -> Vec<String> {
+    let card = std::fs::read(bundled_models().join("tfesi-test/1/model.json")).expect("the bundled card");
+    let card: serde_json::Value = serde_json::from_slice(&card).expect("card JSON");
+    card["clinical_features"]
+        .as_array()
+        .expect("clinical_features")
+        .iter()
+        .map(|feature| feature["name"].as_str().expect("a name").to_owned())
+        .collect()
+}
+
+fn row(seed: usize, clinical: &[String]) -> pb::PredictRow {
     let values = SLICES * SIDE * SIDE;
     let data: Vec<u8> = (0..values)
         .flat_map(|i| ((((i * 7919 + seed * 31) % 1009) as f32) * 0.004 - 2.0).to_le_bytes())
@@ -56,11 +58,11 @@ fn row(seed: usize) -> pb::PredictRow {
             dtype: common::DType::Float32.into(),
             data,
         }),
-        clinical: CLINICAL
+        clinical: clinical
             .iter()
             .enumerate()
             .map(|(i, name)| common::ClinicalFeature {
-                name: (*name).to_owned(),
+                name: name.clone(),
                 value: ((seed + i) % 11) as f32 / 10.0,
             })
             .collect(),
@@ -104,8 +106,10 @@ async fn resident_memory_stays_flat_over_many_mixed_batches() {
         .await
         .expect("connect");
 
+    let clinical = clinical_features();
     // The same few rows are reused: the client's own memory stays out of the picture.
-    let templates: std::sync::Arc<Vec<pb::PredictRow>> = std::sync::Arc::new((0..5).map(row).collect());
+    let templates: std::sync::Arc<Vec<pb::PredictRow>> =
+        std::sync::Arc::new((0..5).map(|seed| row(seed, &clinical)).collect());
     let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let mut samples: Vec<(usize, f64)> = vec![(0, rss_mb(process.pid()))];

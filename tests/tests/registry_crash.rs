@@ -19,13 +19,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{Datelike as _, Days, NaiveDate, Utc};
+use chrono::{Days, NaiveDate, Utc};
 use sqlx::Row as _;
 use tfesi_auth::{AuthConfig, Role, TokenSource};
+use tfesi_e2e::cohort::{fixed_episode_details, fixed_injection, proto_date};
 use tfesi_e2e::postgres::PgCluster;
 use tfesi_e2e::process::{ServiceProcess, binary};
 use tfesi_platform::client::Outgoing;
-use tfesi_proto::common::v1 as common;
 use tfesi_proto::registry::v1 as registry;
 use tfesi_proto::registry::v1::registry_client::RegistryClient;
 use tonic::Code;
@@ -492,11 +492,6 @@ fn client(address: SocketAddr, token: &str) -> Client {
     RegistryClient::new(InterceptedService::new(channel, Outgoing::new(TokenSource::fixed(token.to_owned()))))
 }
 
-fn date(day: NaiveDate) -> common::Date {
-    let number = |value: u32| i32::try_from(value).expect("small");
-    common::Date { year: day.year(), month: number(day.month()), day: number(day.day()) }
-}
-
 /// A random surrogate patient id (UUID text).
 fn patient_id() -> String {
     let hex = format!("{:032x}", rand::random::<u128>() | 1);
@@ -521,19 +516,7 @@ async fn seed(address: SocketAddr, token: &str, count: usize, injection_date: Na
                 let episode = client
                     .create_episode(registry::CreateEpisodeRequest {
                         idempotency_key: format!("crash-episode-{index}"),
-                        details: Some(registry::EpisodeDetails {
-                            patient_id: patient_id(),
-                            study_id: String::new(),
-                            indication: common::Indication::HerniatedDisc as i32,
-                            planned_levels: vec![common::SpinalLevel::L4L5 as i32],
-                            planned_side: common::Side::Left as i32,
-                            baseline_leg_nrs: 8,
-                            baseline_back_nrs: Some(5),
-                            symptom_duration_days: 60,
-                            age_years: 55,
-                            sex: common::Sex::Female as i32,
-                            baseline_date: None,
-                        }),
+                        details: Some(fixed_episode_details(patient_id(), 55)),
                     })
                     .await
                     .expect("CreateEpisode")
@@ -544,18 +527,7 @@ async fn seed(address: SocketAddr, token: &str, count: usize, injection_date: Na
                     .record_injection(registry::RecordInjectionRequest {
                         idempotency_key: format!("crash-injection-{index}"),
                         episode_id: episode.episode_id.clone(),
-                        injection: Some(registry::InjectionDetails {
-                            injection_date: Some(date(injection_date)),
-                            levels: vec![common::SpinalLevel::L4L5 as i32],
-                            side: common::Side::Left as i32,
-                            approach: registry::Approach::Subpedicular as i32,
-                            guidance: registry::Guidance::Fluoroscopy as i32,
-                            contrast_used: true,
-                            drug_code: "dexamethasone".to_owned(),
-                            drug_text: "dexamethasone 10 mg".to_owned(),
-                            dose_mg: 10.0,
-                            local_anaesthetic: "lidocaine 1% 2 mL".to_owned(),
-                        }),
+                        injection: Some(fixed_injection(injection_date)),
                     })
                     .await
                     .expect("RecordInjection");
@@ -605,7 +577,7 @@ fn follow_up_request(
         idempotency_key: format!("crash-follow-up-{index}"),
         episode_id: episode_id.to_owned(),
         follow_up: Some(registry::FollowUpInput {
-            follow_up_date: Some(date(follow_up_date)),
+            follow_up_date: Some(proto_date(follow_up_date)),
             leg_nrs: i32::from(content.leg_nrs),
             back_nrs: Some(i32::from(content.back_nrs)),
             pgic: Some(i32::from(content.pgic)),
