@@ -206,17 +206,6 @@ pub fn inject_current_context<T>(request: &mut tonic::Request<T>) {
     });
 }
 
-/// A tonic interceptor that calls [`inject_current_context`] on every outgoing request.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct TraceContextInterceptor;
-
-impl tonic::service::Interceptor for TraceContextInterceptor {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        inject_current_context(&mut request);
-        Ok(request)
-    }
-}
-
 /// The W3C `traceparent` value of the current span, for carrying a trace inside a queued job.
 pub fn current_traceparent() -> Option<String> {
     let context = tracing::Span::current().context();
