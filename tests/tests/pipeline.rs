@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use tfesi_e2e::cohort::{episode_details, upload_messages};
+use tfesi_e2e::cohort::{episode_details, fixed_injection, upload_messages};
 use tfesi_e2e::stack::Stack;
 use tfesi_proto::ingest::v1 as ingest;
 use tfesi_proto::ingest::v1::ingest_client::IngestClient;
@@ -109,6 +109,27 @@ async fn an_uploaded_study_ends_as_a_prediction_stored_with_its_episode_in_one_t
     assert!((0.0..=1.0).contains(&prediction.probability), "{prediction:?}");
     assert_eq!(prediction.series_id, study.selected_series_id, "the selected series was predicted");
 
+    // A snapshot freezes the episode with its series and the series' object references.
+    let yesterday = chrono::Utc::now().date_naive() - chrono::Days::new(1);
+    registry_client
+        .record_injection(registry::RecordInjectionRequest {
+            idempotency_key: format!("e2e-{}-injection", lookup.patient_id),
+            episode_id: episode.episode_id.clone(),
+            injection: Some(fixed_injection(yesterday)),
+        })
+        .await
+        .unwrap();
+    let row = exported_row(&mut registry_client, &episode.episode_id).await;
+    let is_sha256 = |text: &str| {
+        text.len() == 64 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    assert_eq!(row.series_id, study.selected_series_id, "{row:?}");
+    assert!(is_sha256(&row.series_content_sha256), "the series content hash is frozen: {row:?}");
+    assert!(
+        !row.instance_sha256.is_empty() && row.instance_sha256.iter().all(|hash| is_sha256(hash)),
+        "the series' instances are frozen: {row:?}"
+    );
+
     // Ingest shows the job succeeded (the worker reported it).
     let started = Instant::now();
     loop {
@@ -146,4 +167,32 @@ async fn an_uploaded_study_ends_as_a_prediction_stored_with_its_episode_in_one_t
         assert!(!process.log().contains("PHIC-"), "{name}'s log holds a PHI canary");
     }
     stack.finish().await;
+}
+
+/// The row of `episode_id` in a new snapshot of every episode (labeled or not) as of now.
+async fn exported_row(
+    client: &mut RegistryClient<tfesi_e2e::stack::AuthChannel>,
+    episode_id: &str,
+) -> registry::SnapshotRow {
+    let filter = registry::SnapshotFilter { include_unlabeled: true, ..Default::default() };
+    let mut request = registry::CreateSnapshotRequest { filter: Some(filter), ..Default::default() };
+    // As of now, to the nanosecond (a truncated second could precede the prediction).
+    let now = chrono::Utc::now();
+    let as_of = request.as_of.insert(Default::default());
+    as_of.seconds = now.timestamp();
+    as_of.nanos = i32::try_from(now.timestamp_subsec_nanos()).unwrap();
+    let snapshot = client.create_snapshot(request).await.unwrap().into_inner().snapshot.unwrap();
+    let mut export = client
+        .export_snapshot(registry::ExportSnapshotRequest { snapshot_id: snapshot.snapshot_id, split: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(part) = export.message().await.unwrap() {
+        if let Some(registry::export_snapshot_response::Part::Row(row)) = part.part
+            && row.episode_id == episode_id
+        {
+            return row;
+        }
+    }
+    panic!("episode {episode_id} is not in the snapshot");
 }

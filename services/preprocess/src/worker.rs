@@ -687,6 +687,11 @@ async fn predict(
         study_id: job.study_id.clone(),
         series_id: job.series_id.clone(),
         predictions,
+        // What the tensor was prepared from, so that a snapshot can freeze it: the cache key's
+        // content hash and the instances' content addresses (each verified against its bytes
+        // when it was read).
+        series_content_sha256: prepared.content_hash.clone(),
+        instance_sha256: job.objects.clone(),
     })
 }
 

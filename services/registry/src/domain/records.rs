@@ -188,6 +188,67 @@ impl ModelOutput {
     }
 }
 
+/// Most instances one series may list (a long MRI series has a few hundred).
+pub const MAX_SERIES_INSTANCES: usize = 4096;
+
+/// Whether `text` is a SHA-256 as the platform writes it: 64 lowercase hex characters.
+fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+}
+
+/// What a job's tensor was prepared from: the series content hash (preprocess' tensor cache
+/// key) and the content addresses of the stored instances it read, in the job's order. Both
+/// empty means "not reported" (a worker older than these fields), never "no instances".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeriesRefs {
+    pub content_sha256: String,
+    pub instance_sha256: Vec<String>,
+}
+
+impl SeriesRefs {
+    /// Whether the caller reported nothing.
+    pub fn is_empty(&self) -> bool {
+        self.content_sha256.is_empty() && self.instance_sha256.is_empty()
+    }
+
+    /// Every hash a lowercase hex SHA-256, at most [`MAX_SERIES_INSTANCES`] instances, and the
+    /// two given together (a content hash is computed from the instances it names).
+    pub fn validate(self) -> Result<Self> {
+        if !self.content_sha256.is_empty() && !is_sha256_hex(&self.content_sha256) {
+            return Err(Error::invalid(
+                "series_content_sha256",
+                "must be empty or 64 lowercase hex characters",
+            ));
+        }
+        if self.instance_sha256.len() > MAX_SERIES_INSTANCES {
+            return Err(Error::invalid(
+                "instance_sha256",
+                format!("more than {MAX_SERIES_INSTANCES} instances"),
+            ));
+        }
+        if let Some(position) = self.instance_sha256.iter().position(|hash| !is_sha256_hex(hash)) {
+            return Err(Error::invalid(
+                "instance_sha256",
+                format!("entry {position} is not 64 lowercase hex characters"),
+            ));
+        }
+        if self.content_sha256.is_empty() != self.instance_sha256.is_empty() {
+            let field =
+                if self.content_sha256.is_empty() { "series_content_sha256" } else { "instance_sha256" };
+            return Err(Error::invalid(field, "series_content_sha256 and instance_sha256 are set together"));
+        }
+        Ok(self)
+    }
+
+    /// Whether a replay carrying `other` describes the same series as `self` does. Unreported
+    /// references (from a worker older than the fields) agree with anything, so a job recorded
+    /// before an upgrade can still be replayed after it and the other way round; two reported
+    /// ones must be equal, as a different series under one job id is a different job.
+    pub fn agrees_with(&self, other: &SeriesRefs) -> bool {
+        self.is_empty() || other.is_empty() || self == other
+    }
+}
+
 /// The predictions of one pipeline job for one study (champion first, then shadow), recorded
 /// once per job id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -195,6 +256,8 @@ pub struct PredictionJob {
     pub job_id: String,
     pub study_id: Uuid,
     pub series_id: Uuid,
+    /// What the tensor of every output was prepared from.
+    pub series: SeriesRefs,
     pub outputs: Vec<ModelOutput>,
 }
 
@@ -208,8 +271,9 @@ impl PredictionJob {
         if self.outputs.len() == 2 && self.outputs[0].model_role == self.outputs[1].model_role {
             return Err(Error::invalid("predictions", "the two predictions need different roles"));
         }
+        let series = self.series.validate()?;
         let outputs = self.outputs.into_iter().map(ModelOutput::validate).collect::<Result<Vec<_>>>()?;
-        Ok(PredictionJob { job_id, outputs, ..self })
+        Ok(PredictionJob { job_id, series, outputs, ..self })
     }
 }
 
@@ -220,6 +284,9 @@ pub struct Prediction {
     pub job_id: String,
     pub study_id: Uuid,
     pub series_id: Uuid,
+    /// What the job reported its tensor was prepared from (empty when it reported nothing).
+    #[serde(default)]
+    pub series: SeriesRefs,
     pub recorded_at: DateTime<Utc>,
     pub output: ModelOutput,
 }
@@ -268,6 +335,62 @@ pub struct EpisodeView {
     pub follow_ups: Vec<FollowUp>,
     /// Highest event id of the episode: increases with every change.
     pub revision: i64,
+}
+
+#[cfg(test)]
+mod series_tests {
+    use super::*;
+
+    fn refs(content: &str, instances: &[&str]) -> SeriesRefs {
+        SeriesRefs {
+            content_sha256: content.to_owned(),
+            instance_sha256: instances.iter().map(|hash| (*hash).to_owned()).collect(),
+        }
+    }
+
+    fn field_of(result: Result<SeriesRefs>) -> Option<&'static str> {
+        match result {
+            Err(Error::InvalidArgument { field, .. }) => Some(field),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn reported_and_unreported_series_references_are_valid() {
+        let a = "a".repeat(64);
+        let b = "0123456789abcdef".repeat(4);
+        assert!(refs(&a, &[&b, &a]).validate().is_ok());
+        assert!(SeriesRefs::default().validate().is_ok());
+    }
+
+    #[test]
+    fn a_malformed_hash_names_its_field() {
+        let good = "a".repeat(64);
+        let upper = "A".repeat(64);
+        assert_eq!(field_of(refs(&upper, &[&good]).validate()), Some("series_content_sha256"));
+        assert_eq!(field_of(refs("abc", &[&good]).validate()), Some("series_content_sha256"));
+        assert_eq!(field_of(refs(&good, &[&good, "xyz"]).validate()), Some("instance_sha256"));
+        assert_eq!(field_of(refs(&good, &[&upper]).validate()), Some("instance_sha256"));
+        let too_many = vec![good.as_str(); MAX_SERIES_INSTANCES + 1];
+        assert_eq!(field_of(refs(&good, &too_many).validate()), Some("instance_sha256"));
+    }
+
+    #[test]
+    fn a_content_hash_without_instances_or_instances_without_one_is_rejected() {
+        let good = "a".repeat(64);
+        assert_eq!(field_of(refs(&good, &[]).validate()), Some("instance_sha256"));
+        assert_eq!(field_of(refs("", &[&good]).validate()), Some("series_content_sha256"));
+    }
+
+    #[test]
+    fn unreported_references_agree_with_any_but_two_reported_ones_must_be_equal() {
+        let one = refs(&"a".repeat(64), &[&"b".repeat(64)]);
+        let other = refs(&"c".repeat(64), &[&"b".repeat(64)]);
+        assert!(one.agrees_with(&one.clone()));
+        assert!(one.agrees_with(&SeriesRefs::default()));
+        assert!(SeriesRefs::default().agrees_with(&one));
+        assert!(!one.agrees_with(&other));
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::label::{LabelInput, LabelRule, Unlabeled, derive_label};
+use super::records::SeriesRefs;
 use super::split::{SplitFractions, assign};
 use super::types::{Indication, Level, Sex, Side, Split};
 use crate::error::Result;
@@ -82,6 +83,8 @@ pub struct SnapshotCandidate {
     pub study_id: Option<Uuid>,
     /// Series of the latest champion prediction of the study, if any.
     pub series_id: Option<Uuid>,
+    /// What that prediction's tensor was prepared from (empty when not reported).
+    pub series_refs: SeriesRefs,
     pub injection_date: NaiveDate,
     pub features: ClinicalFeatures,
     pub label_input: LabelInput,
@@ -97,6 +100,15 @@ pub struct SnapshotEntry {
     pub split: Split,
     pub study_id: Option<Uuid>,
     pub series_id: Option<Uuid>,
+    /// Series content hash of `series_id` as its prediction reported it. Left out of the
+    /// canonical JSON when empty, so that manifests frozen before the field existed keep their
+    /// hash (and the same inputs still give the same hash).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub series_content_sha256: String,
+    /// Content addresses of the series' stored instances, in the job's order; left out when
+    /// empty, like `series_content_sha256`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instance_sha256: Vec<String>,
     pub features: ClinicalFeatures,
     /// Responder under the snapshot's rule, or why there is no label.
     pub label: Result<bool, Unlabeled>,
@@ -150,6 +162,8 @@ impl SnapshotManifest {
                 split: assign(split_seed, candidate.patient_id, split),
                 study_id: candidate.study_id,
                 series_id: candidate.series_id,
+                series_content_sha256: candidate.series_refs.content_sha256,
+                instance_sha256: candidate.series_refs.instance_sha256,
                 features: candidate.features,
                 label,
                 follow_up_id: candidate.follow_up.map(|(id, _)| id),
@@ -201,6 +215,7 @@ mod tests {
             patient_id: Uuid::from_u128(1000 + n),
             study_id: Some(Uuid::from_u128(2000 + n)),
             series_id: Some(Uuid::from_u128(3000 + n)),
+            series_refs: SeriesRefs::default(),
             injection_date: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap_or_default(),
             features: ClinicalFeatures {
                 indication: Indication::HerniatedDisc,
@@ -254,6 +269,31 @@ mod tests {
             vec![candidate(1, Some(2)), candidate(2, None)],
         );
         assert_ne!(before, reseeded.content_hash().ok());
+    }
+
+    #[test]
+    fn series_references_are_frozen_into_the_manifest_and_its_hash() {
+        let refs = SeriesRefs { content_sha256: "a".repeat(64), instance_sha256: vec!["b".repeat(64)] };
+        let with_refs = SnapshotCandidate { series_refs: refs.clone(), ..candidate(1, Some(2)) };
+        let manifest = build(vec![with_refs.clone()]);
+        assert_eq!(manifest.entries[0].series_content_sha256, refs.content_sha256);
+        assert_eq!(manifest.entries[0].instance_sha256, refs.instance_sha256);
+        assert_eq!(manifest.content_hash().ok(), build(vec![with_refs]).content_hash().ok());
+        assert_ne!(manifest.content_hash().ok(), build(vec![candidate(1, Some(2))]).content_hash().ok());
+        let read_back: SnapshotManifest =
+            serde_json::from_slice(&manifest.canonical_bytes().unwrap_or_default()).expect("manifest");
+        assert_eq!(read_back, manifest);
+    }
+
+    #[test]
+    fn a_manifest_frozen_before_series_references_reads_back_to_its_own_hash() {
+        let manifest = build(vec![candidate(1, Some(2)), candidate(2, Some(9))]);
+        // What an older registry stored: the same fields, none of the two new keys.
+        let old_bytes = manifest.canonical_bytes().expect("bytes");
+        assert!(!String::from_utf8_lossy(&old_bytes).contains("sha256"));
+        let read_back: SnapshotManifest = serde_json::from_slice(&old_bytes).expect("manifest");
+        assert_eq!(read_back.canonical_bytes().ok(), Some(old_bytes));
+        assert_eq!(read_back.content_hash().ok(), manifest.content_hash().ok());
     }
 
     #[test]

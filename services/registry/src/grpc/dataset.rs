@@ -126,8 +126,8 @@ pub fn to_snapshot_row(
         split: to_split(entry.split),
         study_id: entry.study_id.map(|id| id.to_string()).unwrap_or_default(),
         series_id: entry.series_id.map(|id| id.to_string()).unwrap_or_default(),
-        series_content_sha256: String::new(),
-        instance_sha256: Vec::new(),
+        series_content_sha256: entry.series_content_sha256.clone(),
+        instance_sha256: entry.instance_sha256.clone(),
         details: Some(pb::EpisodeDetails {
             patient_id: entry.patient_id.to_string(),
             study_id: entry.study_id.map(|id| id.to_string()).unwrap_or_default(),

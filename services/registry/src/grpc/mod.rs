@@ -11,7 +11,7 @@ use tfesi_proto::registry::v1::registry_server::Registry;
 use tonic::{Request, Response, Status};
 
 use crate::domain::performance::ModelKey;
-use crate::domain::records::PredictionJob;
+use crate::domain::records::{PredictionJob, SeriesRefs};
 use crate::domain::types::{EpisodeStatus, OutcomeStatus};
 use crate::error::Error;
 use crate::store::events::EventHub;
@@ -172,6 +172,10 @@ impl Registry for RegistryService {
             job_id: request.job_id,
             study_id: uuid("study_id", &request.study_id)?,
             series_id: uuid("series_id", &request.series_id)?,
+            series: SeriesRefs {
+                content_sha256: request.series_content_sha256,
+                instance_sha256: request.instance_sha256,
+            },
             outputs: request.predictions.into_iter().map(model_output).collect::<Result<Vec<_>, _>>()?,
         };
         let recorded = as_actor(actor, self.store.record_prediction(job)).await?;

@@ -4,7 +4,7 @@ use uuid::Uuid;
 
 use sqlx::PgConnection;
 
-use super::rows::{EpisodeRow, FollowUpRow, InjectionRow, PredictionRow};
+use super::rows::{EpisodeRow, FollowUpRow, InjectionRow, PredictionRow, prediction_columns};
 use super::{EventKind, Store, append_event, change_status, idempotency, lock_episode};
 use crate::domain::records::{
     Episode, EpisodeView, Injection, NewEpisode, NewInjection, optional_text, required_text,
@@ -172,15 +172,13 @@ impl Store {
         .await?
         .map(InjectionRow::into_record)
         .transpose()?;
-        let predictions = sqlx::query_as!(
-            PredictionRow,
-            "SELECT p.prediction_id, p.job_id, p.model_role, p.study_id, p.series_id, p.tensor_sha256, p.clinical,
-                 p.model_name, p.model_version, p.preprocessing_spec_version, p.probability, p.threshold,
-                 p.execution_provider, p.predicted_at, p.recorded_at
-             FROM registry.predictions p JOIN registry.episodes e ON e.study_id = p.study_id
-             WHERE e.episode_id = $1 ORDER BY p.recorded_at, p.prediction_id",
-            episode_id
-        )
+        let predictions = sqlx::query_as::<_, PredictionRow>(concat!(
+            "SELECT ",
+            prediction_columns!(),
+            " FROM registry.predictions p JOIN registry.episodes e ON e.study_id = p.study_id
+             WHERE e.episode_id = $1 ORDER BY p.recorded_at, p.prediction_id"
+        ))
+        .bind(episode_id)
         .fetch_all(&mut *tx)
         .await?
         .into_iter()

@@ -4,7 +4,7 @@ use chrono::SubsecRound;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::rows::PredictionRow;
+use super::rows::{PredictionRow, prediction_columns};
 use super::{EventKind, Store, append_event};
 use crate::domain::records::{ModelOutput, Prediction, PredictionJob};
 use crate::error::{Error, Result};
@@ -22,7 +22,11 @@ pub struct RecordedJob {
 
 impl Store {
     /// Stores a job's predictions. The same job id with the same content returns the stored
-    /// predictions (a retried worker); with different content it is refused.
+    /// predictions (a retried worker); with different content it is refused. Series references
+    /// count as content only when both sides report them (see [`SeriesRefs::agrees_with`]): a
+    /// replay keeps what was stored first.
+    ///
+    /// [`SeriesRefs::agrees_with`]: crate::domain::records::SeriesRefs::agrees_with
     pub async fn record_prediction(&self, job: PredictionJob) -> Result<RecordedJob> {
         // Postgres keeps microseconds: truncate first so a retry compares equal to what is stored.
         let outputs = job
@@ -54,6 +58,7 @@ impl Store {
                         prediction.output.same_content(output)
                             && prediction.study_id == job.study_id
                             && prediction.series_id == job.series_id
+                            && prediction.series.agrees_with(&job.series)
                     })
                 });
             if !same {
@@ -89,31 +94,31 @@ async fn insert_prediction(
     output: &ModelOutput,
 ) -> Result<Option<Prediction>> {
     let clinical = serde_json::to_value(&output.clinical)?;
-    let row = sqlx::query_as!(
-        PredictionRow,
-        "INSERT INTO registry.predictions (prediction_id, job_id, model_role, study_id, series_id, tensor_sha256,
-             clinical, model_name, model_version, preprocessing_spec_version, probability, threshold,
-             execution_provider, predicted_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+    let row = sqlx::query_as::<_, PredictionRow>(concat!(
+        "INSERT INTO registry.predictions AS p (prediction_id, job_id, model_role, study_id, series_id,
+             series_content_sha256, instance_sha256, tensor_sha256, clinical, model_name, model_version,
+             preprocessing_spec_version, probability, threshold, execution_provider, predicted_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
          ON CONFLICT (job_id, model_role) DO NOTHING
-         RETURNING prediction_id, job_id, model_role, study_id, series_id, tensor_sha256, clinical, model_name,
-             model_version, preprocessing_spec_version, probability, threshold, execution_provider,
-             predicted_at, recorded_at",
-        Uuid::new_v4(),
-        job.job_id,
-        output.model_role.as_str(),
-        job.study_id,
-        job.series_id,
-        output.tensor_sha256,
-        clinical,
-        output.model_name,
-        output.model_version,
-        output.preprocessing_spec_version,
-        output.probability,
-        output.threshold,
-        output.execution_provider,
-        output.predicted_at
-    )
+         RETURNING ",
+        prediction_columns!()
+    ))
+    .bind(Uuid::new_v4())
+    .bind(&job.job_id)
+    .bind(output.model_role.as_str())
+    .bind(job.study_id)
+    .bind(job.series_id)
+    .bind(&job.series.content_sha256)
+    .bind(&job.series.instance_sha256)
+    .bind(&output.tensor_sha256)
+    .bind(clinical)
+    .bind(&output.model_name)
+    .bind(&output.model_version)
+    .bind(&output.preprocessing_spec_version)
+    .bind(output.probability)
+    .bind(output.threshold)
+    .bind(&output.execution_provider)
+    .bind(output.predicted_at)
     .fetch_optional(conn)
     .await?;
     row.map(PredictionRow::into_record).transpose()
@@ -121,14 +126,12 @@ async fn insert_prediction(
 
 /// Every prediction stored under a job id.
 async fn existing_job(conn: &mut PgConnection, job_id: &str) -> Result<Vec<Prediction>> {
-    sqlx::query_as!(
-        PredictionRow,
-        "SELECT prediction_id, job_id, model_role, study_id, series_id, tensor_sha256, clinical, model_name,
-             model_version, preprocessing_spec_version, probability, threshold, execution_provider,
-             predicted_at, recorded_at
-         FROM registry.predictions WHERE job_id = $1",
-        job_id
-    )
+    sqlx::query_as::<_, PredictionRow>(concat!(
+        "SELECT ",
+        prediction_columns!(),
+        " FROM registry.predictions p WHERE p.job_id = $1"
+    ))
+    .bind(job_id)
     .fetch_all(conn)
     .await?
     .into_iter()

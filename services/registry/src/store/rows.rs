@@ -6,6 +6,7 @@ use uuid::Uuid;
 use super::{stored_u8, stored_u32};
 use crate::domain::records::{
     Episode, FollowUp, FollowUpContent, Injection, ModelOutput, NewEpisode, NewInjection, Prediction,
+    SeriesRefs,
 };
 use crate::domain::types::{
     AdverseEvent, AnalgesicChange, Approach, EpisodeStatus, FollowUpMethod, Guidance, Indication, ModelRole,
@@ -164,12 +165,30 @@ impl FollowUpRow {
     }
 }
 
+/// The columns of a [`PredictionRow`], qualified by `p.`, as a literal for `concat!` (runtime
+/// queries take `&'static str`): `concat!("SELECT ", prediction_columns!(), " FROM
+/// registry.predictions p ...")`.
+macro_rules! prediction_columns {
+    () => {
+        "p.prediction_id, p.job_id, p.model_role, p.study_id, p.series_id, p.series_content_sha256,
+         p.instance_sha256, p.tensor_sha256, p.clinical, p.model_name, p.model_version,
+         p.preprocessing_spec_version, p.probability, p.threshold, p.execution_provider, p.predicted_at,
+         p.recorded_at"
+    };
+}
+pub(crate) use prediction_columns;
+
+/// A `registry.predictions` row, read by runtime queries by column name (select
+/// `prediction_columns!()`).
+#[derive(sqlx::FromRow)]
 pub struct PredictionRow {
     pub prediction_id: Uuid,
     pub job_id: String,
     pub model_role: String,
     pub study_id: Uuid,
     pub series_id: Uuid,
+    pub series_content_sha256: String,
+    pub instance_sha256: Vec<String>,
     pub tensor_sha256: String,
     pub clinical: serde_json::Value,
     pub model_name: String,
@@ -189,6 +208,10 @@ impl PredictionRow {
             job_id: self.job_id,
             study_id: self.study_id,
             series_id: self.series_id,
+            series: SeriesRefs {
+                content_sha256: self.series_content_sha256,
+                instance_sha256: self.instance_sha256,
+            },
             recorded_at: self.recorded_at,
             output: ModelOutput {
                 model_role: ModelRole::parse("model_role", &self.model_role)?,

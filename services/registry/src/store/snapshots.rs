@@ -5,9 +5,10 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::rows::{PredictionRow, prediction_columns};
 use super::{Store, stored_u8, stored_u32};
 use crate::domain::label::{FollowUpFacts, LabelInput, LabelRule};
-use crate::domain::records::{optional_text, required_text};
+use crate::domain::records::{SeriesRefs, optional_text, required_text};
 use crate::domain::snapshot::{ClinicalFeatures, SnapshotCandidate, SnapshotFilters, SnapshotManifest};
 use crate::domain::split::SplitFractions;
 use crate::domain::types::{EpisodeStatus, Indication, ScoreSite, Sex, Side, Split, parse_levels};
@@ -106,8 +107,9 @@ impl Store {
             return Err(Error::invalid("as_of", "must not be in the future"));
         }
         let rule = load_rule(&mut tx, &rule_version).await?;
-        let candidates =
+        let mut candidates: Vec<SnapshotCandidate> =
             load_candidates(&mut tx, as_of, None).await?.into_iter().map(|loaded| loaded.candidate).collect();
+        attach_series_refs(&mut tx, as_of, &mut candidates).await?;
         let manifest = SnapshotManifest::build(&rule, request.split_seed, split, request.filters, candidates);
         let snapshot_id = manifest.content_hash()?;
         let manifest_json = serde_json::to_value(&manifest)?;
@@ -338,6 +340,7 @@ pub(super) async fn load_candidates(
             patient_id: row.patient_id,
             study_id: row.study_id,
             series_id: row.series_id,
+            series_refs: SeriesRefs::default(),
             injection_date: row.injection_date,
             features: ClinicalFeatures {
                 indication: Indication::parse("indication", &row.indication)?,
@@ -362,6 +365,56 @@ pub(super) async fn load_candidates(
     Ok(loaded)
 }
 
+/// Fills each candidate's series references from the prediction its `series_id` came from
+/// (the same choice as [`load_candidates`]: the latest champion of the study as of `as_of`, else
+/// the latest other prediction). Run in the transaction of `load_candidates`, so both read the
+/// same predictions.
+async fn attach_series_refs(
+    conn: &mut PgConnection,
+    as_of: DateTime<Utc>,
+    candidates: &mut [SnapshotCandidate],
+) -> Result<()> {
+    #[derive(sqlx::FromRow)]
+    struct EpisodeSeries {
+        episode_id: Uuid,
+        series_id: Uuid,
+        series_content_sha256: String,
+        instance_sha256: Vec<String>,
+    }
+    let episode_ids: Vec<Uuid> =
+        candidates.iter().filter(|c| c.series_id.is_some()).map(|c| c.episode_id).collect();
+    if episode_ids.is_empty() {
+        return Ok(());
+    }
+    let rows = sqlx::query_as::<_, EpisodeSeries>(
+        "SELECT e.episode_id, p.series_id, p.series_content_sha256, p.instance_sha256
+         FROM registry.episodes e
+         JOIN LATERAL (
+             SELECT q.series_id, q.series_content_sha256, q.instance_sha256 FROM registry.predictions q
+             WHERE q.study_id = e.study_id AND q.recorded_at <= $1
+             ORDER BY (q.model_role = 'champion') DESC, q.recorded_at DESC, q.prediction_id LIMIT 1) p ON true
+         WHERE e.episode_id = ANY($2)",
+    )
+    .bind(as_of)
+    .bind(&episode_ids)
+    .fetch_all(conn)
+    .await?;
+    let mut by_episode: std::collections::HashMap<Uuid, EpisodeSeries> =
+        rows.into_iter().map(|row| (row.episode_id, row)).collect();
+    for candidate in candidates.iter_mut() {
+        let Some(found) = by_episode.remove(&candidate.episode_id) else { continue };
+        // Same transaction, same ordering: the prediction found is the one series_id came from.
+        debug_assert_eq!(candidate.series_id, Some(found.series_id));
+        if candidate.series_id == Some(found.series_id) {
+            candidate.series_refs = SeriesRefs {
+                content_sha256: found.series_content_sha256,
+                instance_sha256: found.instance_sha256,
+            };
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// The latest champion prediction stored for each of `episode_ids` at or before `as_of`
     /// (predictions are never changed, so an export of a snapshot always finds the same ones).
@@ -370,41 +423,27 @@ impl Store {
         episode_ids: &[Uuid],
         as_of: DateTime<Utc>,
     ) -> Result<std::collections::HashMap<Uuid, crate::domain::records::Prediction>> {
-        use sqlx::Row as _;
-        let rows = sqlx::query(
-            "SELECT DISTINCT ON (e.episode_id) e.episode_id, p.prediction_id, p.job_id, p.model_role, p.study_id,
-                 p.series_id, p.tensor_sha256, p.clinical, p.model_name, p.model_version,
-                 p.preprocessing_spec_version, p.probability, p.threshold, p.execution_provider, p.predicted_at,
-                 p.recorded_at
-             FROM registry.episodes e JOIN registry.predictions p ON p.study_id = e.study_id
+        /// A prediction with the episode it was found for.
+        #[derive(sqlx::FromRow)]
+        struct EpisodePrediction {
+            episode_id: Uuid,
+            #[sqlx(flatten)]
+            prediction: PredictionRow,
+        }
+        let rows = sqlx::query_as::<_, EpisodePrediction>(concat!(
+            "SELECT DISTINCT ON (e.episode_id) e.episode_id, ",
+            prediction_columns!(),
+            " FROM registry.episodes e JOIN registry.predictions p ON p.study_id = e.study_id
              WHERE e.episode_id = ANY($1) AND p.model_role = 'champion' AND p.recorded_at <= $2
-             ORDER BY e.episode_id, p.recorded_at DESC, p.prediction_id",
-        )
+             ORDER BY e.episode_id, p.recorded_at DESC, p.prediction_id"
+        ))
         .bind(episode_ids)
         .bind(as_of)
         .fetch_all(&self.pool)
         .await?;
         let mut champions = std::collections::HashMap::with_capacity(rows.len());
         for row in rows {
-            let prediction = super::rows::PredictionRow {
-                prediction_id: row.try_get("prediction_id")?,
-                job_id: row.try_get("job_id")?,
-                model_role: row.try_get("model_role")?,
-                study_id: row.try_get("study_id")?,
-                series_id: row.try_get("series_id")?,
-                tensor_sha256: row.try_get("tensor_sha256")?,
-                clinical: row.try_get("clinical")?,
-                model_name: row.try_get("model_name")?,
-                model_version: row.try_get("model_version")?,
-                preprocessing_spec_version: row.try_get("preprocessing_spec_version")?,
-                probability: row.try_get("probability")?,
-                threshold: row.try_get("threshold")?,
-                execution_provider: row.try_get("execution_provider")?,
-                predicted_at: row.try_get("predicted_at")?,
-                recorded_at: row.try_get("recorded_at")?,
-            }
-            .into_record()?;
-            champions.insert(row.try_get("episode_id")?, prediction);
+            champions.insert(row.episode_id, row.prediction.into_record()?);
         }
         Ok(champions)
     }

@@ -253,16 +253,44 @@ async fn predictions_snapshots_and_performance_flow_through_grpc() {
         predicted_at: Some(prost_types::Timestamp { seconds: 1_780_000_000, nanos: 0 }),
         ..Default::default()
     };
+    let series_content = "c".repeat(64);
+    let instances = vec!["1".repeat(64), "2".repeat(64)];
     let request = pb::RecordPredictionRequest {
         job_id: Uuid::new_v4().to_string(),
         study_id: study_id.clone(),
         series_id: Uuid::new_v4().to_string(),
         predictions: vec![prediction.clone()],
+        series_content_sha256: series_content.clone(),
+        instance_sha256: instances.clone(),
     };
+
+    let not_hex = pb::RecordPredictionRequest { series_content_sha256: "C".repeat(64), ..request.clone() };
+    let refused = client.record_prediction(not_hex).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().contains("series_content_sha256"), "{}", refused.message());
+    let short_instance = pb::RecordPredictionRequest {
+        instance_sha256: vec!["1".repeat(64), "abc".into()],
+        ..request.clone()
+    };
+    let refused = client.record_prediction(short_instance).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().contains("instance_sha256"), "{}", refused.message());
+
     let stored = client.record_prediction(request.clone()).await.unwrap().into_inner();
     assert_eq!(stored.episode_ids, vec![episode_id.clone()]);
     let replay = client.record_prediction(request.clone()).await.unwrap().into_inner();
     assert!(replay.already_recorded && replay.prediction_ids == stored.prediction_ids);
+    // A worker older than the references replays without them: the same job.
+    let unreported = pb::RecordPredictionRequest {
+        series_content_sha256: String::new(),
+        instance_sha256: Vec::new(),
+        ..request.clone()
+    };
+    let replay = client.record_prediction(unreported).await.unwrap().into_inner();
+    assert!(replay.already_recorded && replay.prediction_ids == stored.prediction_ids);
+    let other_series =
+        pb::RecordPredictionRequest { instance_sha256: vec!["3".repeat(64)], ..request.clone() };
+    assert_eq!(client.record_prediction(other_series).await.unwrap_err().code(), Code::FailedPrecondition);
     let mut different = request;
     different.predictions[0].probability = 0.1;
     assert_eq!(client.record_prediction(different).await.unwrap_err().code(), Code::FailedPrecondition);
@@ -302,6 +330,10 @@ async fn predictions_snapshots_and_performance_flow_through_grpc() {
                 (champion.probability, champion.prediction_id),
                 (0.8, stored.prediction_ids[0].clone())
             );
+            // The snapshot froze the series and its object references with the episode.
+            assert_eq!(row.series_id, champion.series_id);
+            assert_eq!(row.series_content_sha256, series_content);
+            assert_eq!(row.instance_sha256, instances);
             rows += 1;
         }
     }

@@ -4,7 +4,7 @@ use chrono::Utc;
 use sqlx::PgPool;
 use tfesi_registry::Error;
 use tfesi_registry::domain::label::LabelRule;
-use tfesi_registry::domain::records::{ModelOutput, PredictionJob};
+use tfesi_registry::domain::records::{ModelOutput, PredictionJob, SeriesRefs};
 use tfesi_registry::domain::snapshot::SnapshotFilters;
 use tfesi_registry::domain::split::SplitFractions;
 use tfesi_registry::domain::types::ModelRole;
@@ -41,7 +41,13 @@ fn output(model: &str, role: ModelRole, probability: f64) -> ModelOutput {
 }
 
 fn job(job_id: &str, study_id: Uuid, outputs: Vec<ModelOutput>) -> PredictionJob {
-    PredictionJob { job_id: job_id.into(), study_id, series_id: Uuid::from_u128(7), outputs }
+    PredictionJob {
+        job_id: job_id.into(),
+        study_id,
+        series_id: Uuid::from_u128(7),
+        series: SeriesRefs::default(),
+        outputs,
+    }
 }
 
 /// An injected episode linked to a fresh study; returns (episode, study).

@@ -95,16 +95,20 @@ class ListEpisodesResponse(_message.Message):
     def __init__(self, episodes: _Optional[_Iterable[_Union[_records_pb2.Episode, _Mapping]]] = ..., page: _Optional[_Union[_common_pb2.PageResponse, _Mapping]] = ...) -> None: ...
 
 class RecordPredictionRequest(_message.Message):
-    __slots__ = ("job_id", "study_id", "series_id", "predictions")
+    __slots__ = ("job_id", "study_id", "series_id", "predictions", "series_content_sha256", "instance_sha256")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STUDY_ID_FIELD_NUMBER: _ClassVar[int]
     SERIES_ID_FIELD_NUMBER: _ClassVar[int]
     PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
+    SERIES_CONTENT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    INSTANCE_SHA256_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     study_id: str
     series_id: str
     predictions: _containers.RepeatedCompositeFieldContainer[_records_pb2.PredictionRecord]
-    def __init__(self, job_id: _Optional[str] = ..., study_id: _Optional[str] = ..., series_id: _Optional[str] = ..., predictions: _Optional[_Iterable[_Union[_records_pb2.PredictionRecord, _Mapping]]] = ...) -> None: ...
+    series_content_sha256: str
+    instance_sha256: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, job_id: _Optional[str] = ..., study_id: _Optional[str] = ..., series_id: _Optional[str] = ..., predictions: _Optional[_Iterable[_Union[_records_pb2.PredictionRecord, _Mapping]]] = ..., series_content_sha256: _Optional[str] = ..., instance_sha256: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RecordPredictionResponse(_message.Message):
     __slots__ = ("prediction_ids", "episode_ids", "already_recorded")

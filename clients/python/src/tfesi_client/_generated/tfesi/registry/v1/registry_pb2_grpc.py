@@ -183,7 +183,9 @@ class RegistryServicer:
         job_id (a replay returns the stored ids, already_recorded = true). Predictions are
         keyed by study: they attach to every episode linked to the study, now or later.
         Roles: service. Errors: INVALID_ARGUMENT probability outside 0..1, missing model,
-        no prediction; FAILED_PRECONDITION same job_id with different content.
+        no prediction, a series_content_sha256 or instance_sha256 that is not a lowercase hex
+        SHA-256, more than 4096 instances; FAILED_PRECONDITION same job_id with different content
+        (series references count only when both the stored and the new request carry them).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
