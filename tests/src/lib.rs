@@ -5,6 +5,7 @@
 //! bounded in time.
 
 pub mod cohort;
+pub mod inference;
 pub mod postgres;
 pub mod process;
 pub mod proxy;

@@ -1,5 +1,6 @@
 //! The audit log against the real binaries: re-identification and lookups are recorded with
-//! the caller the token names and the purpose given, `tfesi audit verify` accepts the chain,
+//! the caller the token names and the purpose given, a call refused to a valid token is
+//! recorded as `permission_denied`, `tfesi audit verify` accepts the chain,
 //! the table refuses edits, and an edit made around the refusal is found by `verify`.
 
 use tfesi_auth::Role;
@@ -69,34 +70,43 @@ async fn reidentification_is_audited_under_the_callers_name_and_tampering_is_det
     assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
     let records: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json");
     let records = records.as_array().expect("array");
-    assert_eq!(records.len(), 2, "one lookup and one re-identification: {records:#?}");
+    assert_eq!(records.len(), 3, "a lookup, a refused and a done re-identification: {records:#?}");
     let resolved = &records[0];
     assert_eq!(resolved["action"], "resolve_patient");
     assert_eq!(resolved["actor"], "nurse-ann");
     assert_eq!(resolved["role"], "nurse");
     assert_eq!(resolved["purpose"], "2-month follow-up call");
     assert_eq!(resolved["target"], format!("patient:{patient_id}"));
-    assert_eq!(records[1]["actor"], "ward-app");
-    assert_eq!(records[1]["role"], "app");
-    assert_eq!(resolved["prev_hash"], records[1]["hash"], "chained");
+    // The refusal is written by the auth layer before PERMISSION_DENIED is answered.
+    let denied = &records[1];
+    assert_eq!(denied["action"], "resolve_patient");
+    assert_eq!(denied["actor"], "ward-app");
+    assert_eq!(denied["role"], "none");
+    assert_eq!(denied["outcome"], "permission_denied");
+    assert_eq!(denied["target"], "rpc:tfesi.ingest.v1.Ingest/ResolvePatient");
+    assert_eq!(denied["purpose"], "token roles [app]");
+    assert_eq!(records[2]["actor"], "ward-app");
+    assert_eq!(records[2]["role"], "app");
+    assert_eq!(resolved["prev_hash"], denied["hash"], "chained");
+    assert_eq!(denied["prev_hash"], records[2]["hash"], "chained");
 
     let verified = tfesi_audit(&stack, &["verify"]).await;
     let out = String::from_utf8_lossy(&verified.stdout);
     assert!(verified.status.success(), "{out}{}", String::from_utf8_lossy(&verified.stderr));
-    assert!(out.contains("records  2") && out.contains("intact"), "{out}");
+    assert!(out.contains("records  3") && out.contains("intact"), "{out}");
 
     // The table refuses edits; a superuser who switches the refusal off is caught by verify.
     let pool = sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{}", stack.database))
         .await
         .expect("database");
-    let edit = "UPDATE audit.log SET actor = 'someone-else' WHERE action = 'resolve_patient'";
+    let edit = "UPDATE audit.log SET actor = 'someone-else' WHERE action = 'resolve_patient' AND actor = 'nurse-ann'";
     let refused = sqlx::query(edit).execute(&pool).await.expect_err("append-only");
     assert!(refused.to_string().contains("append-only"), "{refused}");
     assert!(sqlx::query("DELETE FROM audit.log").execute(&pool).await.is_err(), "no deletes");
     assert!(sqlx::query("TRUNCATE audit.log").execute(&pool).await.is_err(), "no truncation");
     sqlx::raw_sql(
         "ALTER TABLE audit.log DISABLE TRIGGER log_no_update_or_delete;
-         UPDATE audit.log SET actor = 'someone-else' WHERE action = 'resolve_patient';
+         UPDATE audit.log SET actor = 'someone-else' WHERE action = 'resolve_patient' AND actor = 'nurse-ann';
          ALTER TABLE audit.log ENABLE TRIGGER log_no_update_or_delete;",
     )
     .execute(&pool)

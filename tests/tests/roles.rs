@@ -66,6 +66,8 @@ async fn every_rpc_answers_each_role_as_the_policy_table_says() {
     .expect("mint");
 
     let mut mismatches = Vec::new();
+    // Refusals of valid tokens by the services that keep an audit log (inference has none).
+    let mut audited_refusals = 0_i64;
     for (path, _) in POLICY {
         let channel = channels[service_of(path)].clone();
         let anonymous = call(channel.clone(), path, None).await;
@@ -80,6 +82,9 @@ async fn every_rpc_answers_each_role_as_the_policy_table_says() {
         for (role, token) in &tokens {
             let code = call(channel.clone(), path, Some(token)).await;
             let let_through = !matches!(code, Code::Unauthenticated | Code::PermissionDenied);
+            if code == Code::PermissionDenied && service_of(path) != "inference" {
+                audited_refusals += 1;
+            }
             if allowed.contains(role) != let_through {
                 mismatches.push(format!("{path} as {role}: {code:?} (allowed: {})", allowed.contains(role)));
             }
@@ -88,7 +93,19 @@ async fn every_rpc_answers_each_role_as_the_policy_table_says() {
     // Health and reflection stay public (probes, tooling).
     let health = call(channels["registry"].clone(), "/grpc.health.v1.Health/Check", None).await;
     assert_eq!(health, Code::Ok, "health needs no token");
+    let pool = sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{}", stack.database))
+        .await
+        .expect("database");
+    let recorded: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit.log WHERE outcome = 'permission_denied' AND role = 'none'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("count refusals");
+    pool.close().await;
     stack.finish().await;
+    assert!(audited_refusals > 0, "no valid token was refused");
+    assert_eq!(recorded, audited_refusals, "every refusal of a valid token is in the audit log");
     assert!(
         mismatches.is_empty(),
         "{} answers differ from the policy:\n{}",

@@ -9,7 +9,8 @@
 //!
 //! [`AuthLayer`] enforces this in front of a tonic server and puts the verified [`Caller`] in
 //! the request's extensions, where handlers read it (for audit records) with
-//! [`Caller::of`]. Authentication is off only with `auth.mode = "disabled"`, which the
+//! [`Caller::of`]. Refusals of callers with a valid token go to a [`RefusalSink`] (the
+//! platform's audit log). Authentication is off only with `auth.mode = "disabled"`, which the
 //! service announces with an error-level log line at start and on every unauthenticated call
 //! it lets through is recorded as the caller `anonymous` with every role.
 
@@ -23,7 +24,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use client::{BearerInterceptor, TokenSource};
-pub use layer::{AuthLayer, AuthService};
+pub use layer::{AuthLayer, AuthService, Refusal, RefusalSink};
 pub use token::{AuthConfig, AuthMode, Authenticator, Claims, Signer, TokenError, mint_hs256};
 
 /// A role a token may carry.

@@ -7,6 +7,8 @@
 //! Exit codes scripts can trust: 0 success, 1 failure (the message on stderr says why),
 //! 2 bad command line, 3 `tfesi ingest` finished but some instances were rejected.
 
+tfesi_platform::service_allocator!();
+
 mod audit_cmd;
 mod clinical;
 mod demo;

@@ -1,6 +1,8 @@
 //! The `tfesi-desk` binary: serves the nurse follow-up desk, or (`hash-password`) prints an
 //! accounts-file line for a new nurse account.
 
+tfesi_platform::service_allocator!();
+
 use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,8 +1,14 @@
 //! Dynamic batching: a bounded queue per model and one worker thread per session that gathers
 //! requests up to a row count or a delay, skips expired or abandoned ones, and runs the batch.
+//!
+//! Admission: besides the queue's capacity in requests, a request is refused at once when the
+//! rows already waiting would take longer than `max_queue_wait_ms` to run. The cost of a row is
+//! measured on the batches the workers run (a moving average), so the limit follows the model
+//! and the machine; under overload callers get RESOURCE_EXHAUSTED in microseconds and what is
+//! admitted starts within about the limit, instead of everyone waiting in an ever longer queue.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -39,6 +45,38 @@ struct Intake {
     carry: Option<Job>,
 }
 
+/// Work waiting for a model, for admission: rows queued and the measured cost of one row.
+#[derive(Debug, Default)]
+struct Load {
+    /// Rows accepted and not yet taken by a worker.
+    queued_rows: AtomicUsize,
+    /// Moving average of a row's run time in nanoseconds (0 until the first batch ran).
+    row_cost_ns: AtomicU64,
+}
+
+impl Load {
+    /// Weight of the newest batch in the moving average, as 1/n.
+    const SMOOTHING: u64 = 8;
+
+    /// Folds a batch of `rows` that ran in `elapsed` into the average cost of a row.
+    fn record(&self, rows: usize, elapsed: Duration) {
+        let Ok(rows) = u64::try_from(rows.max(1)) else { return };
+        let sample = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX) / rows;
+        // Workers race here; a lost update only skips one sample of a statistic.
+        let old = self.row_cost_ns.load(Ordering::Relaxed);
+        let new = if old == 0 { sample } else { old - old / Self::SMOOTHING + sample / Self::SMOOTHING };
+        self.row_cost_ns.store(new.max(1), Ordering::Relaxed);
+    }
+
+    /// How long the rows already queued plus `extra_rows` would take on `workers` sessions.
+    fn estimated_wait(&self, extra_rows: usize, workers: usize) -> Duration {
+        let rows = self.queued_rows.load(Ordering::Relaxed).saturating_add(extra_rows);
+        let cost = u128::from(self.row_cost_ns.load(Ordering::Relaxed));
+        let nanos = cost * rows as u128 / workers.max(1) as u128;
+        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+}
+
 /// The sending side of a model's batching queue. Dropping it lets the workers finish what is
 /// queued and exit, dropping their sessions.
 #[derive(Debug)]
@@ -47,6 +85,8 @@ pub struct Batcher {
     config: BatchConfig,
     label: String,
     metrics: Arc<ModelMetrics>,
+    load: Arc<Load>,
+    workers: usize,
 }
 
 impl std::fmt::Debug for Job {
@@ -70,15 +110,18 @@ impl Batcher {
         };
         let (sender, receiver) = sync_channel(config.queue_capacity);
         let intake = Arc::new(Mutex::new(Intake { receiver, carry: None }));
+        let load = Arc::new(Load::default());
+        let workers = sessions.len();
         for (index, session) in sessions.into_iter().enumerate() {
             let intake = Arc::clone(&intake);
             let metrics = Arc::clone(&metrics);
+            let load = Arc::clone(&load);
             std::thread::Builder::new()
                 .name(format!("infer-{index}-{label}"))
-                .spawn(move || worker(session, &intake, config, &metrics))
+                .spawn(move || worker(session, &intake, config, &metrics, &load))
                 .map_err(|source| Error::Inference(format!("cannot start a worker thread: {source}")))?;
         }
-        Ok(Self { sender, config, label: label.to_owned(), metrics })
+        Ok(Self { sender, config, label: label.to_owned(), metrics, load, workers })
     }
 
     /// The batching settings in force.
@@ -92,13 +135,27 @@ impl Batcher {
             ModelMetrics::bump(&self.metrics.deadline_expired);
             return Err(Error::DeadlineExceeded);
         }
+        let rows = input.rows;
+        if let Some(limit) = self.config.max_queue_wait() {
+            let wait = self.load.estimated_wait(rows, self.workers);
+            if wait > limit {
+                ModelMetrics::bump(&self.metrics.queue_full);
+                return Err(Error::Overloaded {
+                    model: self.label.clone(),
+                    queued_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    limit_ms: self.config.max_queue_wait_ms,
+                });
+            }
+        }
         let (reply, response) = oneshot::channel();
         let job = Job { input, deadline, enqueued_at: Instant::now(), reply };
         self.metrics.queued.fetch_add(1, Ordering::Relaxed);
+        self.load.queued_rows.fetch_add(rows, Ordering::Relaxed);
         match self.sender.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 self.metrics.queued.fetch_sub(1, Ordering::Relaxed);
+                self.load.queued_rows.fetch_sub(rows, Ordering::Relaxed);
                 ModelMetrics::bump(&self.metrics.queue_full);
                 return Err(Error::QueueFull {
                     model: self.label.clone(),
@@ -107,6 +164,7 @@ impl Batcher {
             }
             Err(TrySendError::Disconnected(_)) => {
                 self.metrics.queued.fetch_sub(1, Ordering::Relaxed);
+                self.load.queued_rows.fetch_sub(rows, Ordering::Relaxed);
                 return Err(Error::Unavailable(self.label.clone()));
             }
         }
@@ -124,7 +182,7 @@ impl Batcher {
     }
 }
 
-fn next_job(intake: &mut Intake, until: Option<Instant>, metrics: &ModelMetrics) -> Option<Job> {
+fn next_job(intake: &mut Intake, until: Option<Instant>, metrics: &ModelMetrics, load: &Load) -> Option<Job> {
     if let Some(job) = intake.carry.take() {
         return Some(job);
     }
@@ -139,22 +197,28 @@ fn next_job(intake: &mut Intake, until: Option<Instant>, metrics: &ModelMetrics)
             }
         }
     };
-    if received.is_some() {
+    if let Some(job) = &received {
         metrics.queued.fetch_sub(1, Ordering::Relaxed);
+        load.queued_rows.fetch_sub(job.input.rows, Ordering::Relaxed);
     }
     received
 }
 
 /// Blocks for a first request, then gathers more until the batch is full or the delay is over.
 /// `None` when the queue is closed and empty.
-fn gather(intake: &Mutex<Intake>, config: BatchConfig, metrics: &ModelMetrics) -> Option<Vec<Job>> {
+fn gather(
+    intake: &Mutex<Intake>,
+    config: BatchConfig,
+    metrics: &ModelMetrics,
+    load: &Load,
+) -> Option<Vec<Job>> {
     let mut intake = intake.lock().unwrap_or_else(PoisonError::into_inner);
-    let first = next_job(&mut intake, None, metrics)?;
+    let first = next_job(&mut intake, None, metrics, load)?;
     let until = Instant::now() + config.max_delay();
     let mut rows = first.input.rows;
     let mut jobs = vec![first];
     while rows < config.max_batch_size {
-        let Some(job) = next_job(&mut intake, Some(until), metrics) else {
+        let Some(job) = next_job(&mut intake, Some(until), metrics, load) else {
             break;
         };
         if rows + job.input.rows > config.max_batch_size {
@@ -167,9 +231,18 @@ fn gather(intake: &Mutex<Intake>, config: BatchConfig, metrics: &ModelMetrics) -
     Some(jobs)
 }
 
-fn worker(mut session: ModelSession, intake: &Mutex<Intake>, config: BatchConfig, metrics: &ModelMetrics) {
-    while let Some(jobs) = gather(intake, config, metrics) {
-        run_jobs(&mut session, jobs, metrics);
+fn worker(
+    mut session: ModelSession,
+    intake: &Mutex<Intake>,
+    config: BatchConfig,
+    metrics: &ModelMetrics,
+    load: &Load,
+) {
+    while let Some(jobs) = gather(intake, config, metrics, load) {
+        let started = Instant::now();
+        if let Some(rows) = run_jobs(&mut session, jobs, metrics) {
+            load.record(rows, started.elapsed());
+        }
     }
 }
 
@@ -188,8 +261,8 @@ fn reply(job: Job, result: Result<Vec<f32>>, batch_rows: usize, metrics: &ModelM
 }
 
 /// Runs the live jobs as one batch; if the batch fails, each job is retried alone so that one
-/// bad request cannot fail the others.
-fn run_jobs(session: &mut ModelSession, jobs: Vec<Job>, metrics: &ModelMetrics) {
+/// bad request cannot fail the others. Returns the rows run, `None` when nothing ran.
+fn run_jobs(session: &mut ModelSession, jobs: Vec<Job>, metrics: &ModelMetrics) -> Option<usize> {
     let now = Instant::now();
     let mut live = Vec::with_capacity(jobs.len());
     for job in jobs {
@@ -204,7 +277,7 @@ fn run_jobs(session: &mut ModelSession, jobs: Vec<Job>, metrics: &ModelMetrics) 
     }
     let rows: usize = live.iter().map(|job| job.input.rows).sum();
     if live.is_empty() {
-        return;
+        return None;
     }
     ModelMetrics::bump(&metrics.batches);
     metrics.rows.fetch_add(rows as u64, Ordering::Relaxed);
@@ -213,7 +286,7 @@ fn run_jobs(session: &mut ModelSession, jobs: Vec<Job>, metrics: &ModelMetrics) 
             let result = run_guarded(session, &job.input);
             reply(job, result, rows, metrics);
         }
-        return;
+        return Some(rows);
     }
     let batch = concat(&live, rows);
     match run_guarded(session, &batch) {
@@ -235,6 +308,7 @@ fn run_jobs(session: &mut ModelSession, jobs: Vec<Job>, metrics: &ModelMetrics) 
             }
         }
     }
+    Some(rows)
 }
 
 fn concat(jobs: &[Job], rows: usize) -> BatchInput {

@@ -70,11 +70,16 @@ pub struct BatchConfig {
     pub max_delay_us: u64,
     /// Requests waiting beyond this are refused with RESOURCE_EXHAUSTED.
     pub queue_capacity: usize,
+    /// Admission by queued work: a request is refused at once with RESOURCE_EXHAUSTED when the
+    /// rows already waiting would take longer than this to run (rows waiting times the measured
+    /// cost of a row, divided by the sessions), so whatever is admitted starts within about this
+    /// long and overload is refused in microseconds instead of queued. 0 turns the check off.
+    pub max_queue_wait_ms: u64,
 }
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        Self { max_batch_size: 8, max_delay_us: 500, queue_capacity: 256 }
+        Self { max_batch_size: 8, max_delay_us: 500, queue_capacity: 256, max_queue_wait_ms: 1000 }
     }
 }
 
@@ -82,6 +87,11 @@ impl BatchConfig {
     /// The maximum delay as a [`Duration`].
     pub fn max_delay(&self) -> Duration {
         Duration::from_micros(self.max_delay_us)
+    }
+
+    /// The admission limit on queued work, `None` when turned off.
+    pub fn max_queue_wait(&self) -> Option<Duration> {
+        (self.max_queue_wait_ms > 0).then(|| Duration::from_millis(self.max_queue_wait_ms))
     }
 }
 

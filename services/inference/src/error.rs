@@ -68,6 +68,18 @@ pub enum Error {
         /// Queue capacity in requests.
         capacity: usize,
     },
+    /// The work already queued for the model would take longer than the admission limit.
+    #[error(
+        "model {model} is overloaded: about {queued_ms} ms of work is queued, over the {limit_ms} ms limit; retry with backoff"
+    )]
+    Overloaded {
+        /// `name/version` of the model.
+        model: String,
+        /// Estimated time to run what is queued, in milliseconds.
+        queued_ms: u64,
+        /// The configured limit (`batching.max_queue_wait_ms`).
+        limit_ms: u64,
+    },
     /// The request's deadline passed before it could run; it was not run.
     #[error("deadline passed before the request ran")]
     DeadlineExceeded,
@@ -157,7 +169,9 @@ impl From<Error> for tonic::Status {
             | Error::ProviderUnavailable { .. } => Self::failed_precondition(message),
             Error::Aborted(_) => Self::aborted(message),
             Error::DataLoss(_) => Self::data_loss(message),
-            Error::TooLarge(_) | Error::QueueFull { .. } => Self::resource_exhausted(message),
+            Error::TooLarge(_) | Error::QueueFull { .. } | Error::Overloaded { .. } => {
+                Self::resource_exhausted(message)
+            }
             Error::DeadlineExceeded => Self::deadline_exceeded(message),
             Error::Unavailable(_) => Self::unavailable(message),
             Error::RuntimeMissing { .. }

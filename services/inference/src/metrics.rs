@@ -9,7 +9,7 @@ pub struct ModelMetrics {
     pub requests_ok: AtomicU64,
     /// Requests answered with an inference error.
     pub requests_failed: AtomicU64,
-    /// Requests refused because the queue was full.
+    /// Requests refused at admission: the queue was full or held more work than the limit.
     pub queue_full: AtomicU64,
     /// Requests not run because their deadline had passed.
     pub deadline_expired: AtomicU64,

@@ -121,6 +121,79 @@ pub async fn append(conn: &mut PgConnection, record: &AuditRecord<'_>) -> Result
     Ok(id)
 }
 
+/// Writes every refusal of an authenticated caller (a valid token without a role the policy
+/// allows for the RPC) as an audit record: actor the token's subject, role `none`, action the
+/// method in snake case, target `rpc:<service>/<Method>`, outcome `permission_denied`, and the
+/// roles the token carried as the purpose. Callers without a valid token are refused with
+/// UNAUTHENTICATED and only logged: anyone can send those, and they must not fill the log.
+#[derive(Debug, Clone)]
+pub struct RefusalAudit {
+    service: &'static str,
+    pool: PgPool,
+}
+
+impl RefusalAudit {
+    /// Refusals of `service` (e.g. `registry`) go to the audit log in `pool`'s database.
+    pub fn new(service: &'static str, pool: PgPool) -> Self {
+        Self { service, pool }
+    }
+
+    async fn write(&self, refusal: &tfesi_auth::Refusal) -> Result<i64, sqlx::Error> {
+        let method = refusal.path.rsplit('/').next().unwrap_or_default();
+        let service = refusal.path.trim_start_matches('/').split('/').next().unwrap_or_default();
+        let held: Vec<&str> = refusal.caller.roles.iter().map(|role| role.as_str()).collect();
+        let purpose = format!("token roles [{}]", held.join(", "));
+        let target = format!("rpc:{service}/{method}");
+        let action = snake_case(method);
+        let mut transaction = self.pool.begin().await?;
+        let id = append(
+            &mut transaction,
+            &AuditRecord {
+                service: self.service,
+                actor: &refusal.caller.subject,
+                role: "none",
+                action: &action,
+                target: &target,
+                outcome: "permission_denied",
+                purpose: Some(&purpose),
+            },
+        )
+        .await?;
+        transaction.commit().await?;
+        Ok(id)
+    }
+}
+
+impl tfesi_auth::RefusalSink for RefusalAudit {
+    fn refused(
+        &self,
+        refusal: tfesi_auth::Refusal,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        let sink = self.clone();
+        Box::pin(async move {
+            if let Err(error) = sink.write(&refusal).await {
+                tracing::error!(%error, path = refusal.path, "cannot write the audit record of a refused request");
+            }
+        })
+    }
+}
+
+/// `ExportSnapshot` -> `export_snapshot`.
+pub fn snake_case(method: &str) -> String {
+    let mut out = String::with_capacity(method.len() + 4);
+    for (index, character) in method.chars().enumerate() {
+        if character.is_ascii_uppercase() {
+            if index > 0 {
+                out.push('_');
+            }
+            out.push(character.to_ascii_lowercase());
+        } else {
+            out.push(character);
+        }
+    }
+    out
+}
+
 /// What [`verify`] found.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Verification {
@@ -249,6 +322,13 @@ mod tests {
         assert_ne!(base, chain_hash(&GENESIS, 1, at, &record("error", None)), "outcome");
         assert_ne!(base, chain_hash(&GENESIS, 1, at, &record("ok", Some(""))), "absent vs empty purpose");
         assert_eq!(base, chain_hash(&GENESIS, 1, at, &record("ok", None)), "deterministic");
+    }
+
+    #[test]
+    fn method_names_become_snake_case_actions() {
+        assert_eq!(snake_case("ExportSnapshot"), "export_snapshot");
+        assert_eq!(snake_case("Predict"), "predict");
+        assert_eq!(snake_case(""), "");
     }
 
     #[test]

@@ -80,6 +80,9 @@ pub struct ServerConfig {
     pub drain_timeout_ms: u64,
     /// Most requests served at once on one connection.
     pub concurrency_limit_per_connection: usize,
+    /// Most requests held at once across all connections (health checks aside); one more is
+    /// answered RESOURCE_EXHAUSTED at once, before its body is read (see `shed.rs`).
+    pub max_in_flight_requests: usize,
     /// TLS on this port; absent means plaintext (development on loopback only).
     pub tls: Option<ServerTlsConfig>,
     /// A second, plaintext port serving only `grpc.health.v1` (for probes that cannot speak
@@ -125,6 +128,7 @@ impl ServerConfig {
             request_timeout_ms: 30_000,
             drain_timeout_ms: 20_000,
             concurrency_limit_per_connection: 256,
+            max_in_flight_requests: 128,
             tls: None,
             health_listen: None,
         }
@@ -154,6 +158,9 @@ impl Validate for ServerConfig {
         }
         if self.request_timeout_ms == 0 {
             return Err(ConfigError::invalid("server.request_timeout_ms", "must be positive"));
+        }
+        if self.max_in_flight_requests == 0 {
+            return Err(ConfigError::invalid("server.max_in_flight_requests", "must be positive"));
         }
         if self.concurrency_limit_per_connection == 0 {
             return Err(ConfigError::invalid("server.concurrency_limit_per_connection", "must be positive"));

@@ -8,7 +8,6 @@ use std::time::Instant;
 use anyhow::Context as _;
 use futures::future::BoxFuture;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::body::Body;
 use tonic::server::NamedService;
 use tonic::service::{Routes, RoutesBuilder};
@@ -34,6 +33,13 @@ pub async fn bind(address: std::net::SocketAddr, config_key: &str) -> anyhow::Re
     })
 }
 
+/// The accepted connections of `listener`, with `TCP_NODELAY` set on each: tonic ignores its
+/// builder's `tcp_nodelay` when given a stream of connections, and without it a small answer
+/// after a large request waits for the peer's delayed ACK (about 40 ms on Linux).
+fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
 /// Builds the gRPC server of one service.
 pub struct GrpcServer {
     config: ServerConfig,
@@ -42,6 +48,7 @@ pub struct GrpcServer {
     descriptor_sets: Vec<&'static [u8]>,
     health: Health,
     auth: Option<Arc<Authenticator>>,
+    refusals: Option<Arc<dyn tfesi_auth::RefusalSink>>,
 }
 
 impl GrpcServer {
@@ -54,6 +61,7 @@ impl GrpcServer {
             descriptor_sets: Vec::new(),
             health,
             auth: None,
+            refusals: None,
         }
     }
 
@@ -73,6 +81,14 @@ impl GrpcServer {
         }
         self.auth = Some(Arc::new(authenticator));
         Ok(self)
+    }
+
+    /// Writes every request refused to a caller with a valid token (PERMISSION_DENIED) to the
+    /// audit log of `pool` as written by `service`, before the refusal is answered.
+    #[must_use]
+    pub fn audit_refusals(mut self, service: &'static str, pool: sqlx::PgPool) -> Self {
+        self.refusals = Some(Arc::new(crate::audit::RefusalAudit::new(service, pool)));
+        self
     }
 
     /// Adds a generated tonic service. Set its message limits first, e.g.
@@ -97,7 +113,7 @@ impl GrpcServer {
     /// Serves until `shutdown`, then stops accepting, reports NOT_SERVING, and waits up to the
     /// drain timeout for requests in flight.
     pub async fn serve(self, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
-        let Self { config, mut routes, service_names, descriptor_sets, health, auth } = self;
+        let Self { config, mut routes, service_names, descriptor_sets, health, auth, refusals } = self;
         let auth = auth
             .context("GrpcServer::with_auth was not called: a server without an auth decision is refused")?;
         let (reporter, health_service) = tonic_health::server::health_reporter();
@@ -106,7 +122,7 @@ impl GrpcServer {
             tracing::info!(address = %health_address, "plaintext health port listening");
             let probes = tonic::transport::Server::builder()
                 .add_service(health_service.clone())
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.clone().wait());
+                .serve_with_incoming_shutdown(incoming(listener), shutdown.clone().wait());
             tokio::spawn(async move {
                 if let Err(error) = probes.await {
                     tracing::error!(%error, "the health port failed");
@@ -140,12 +156,15 @@ impl GrpcServer {
         let server = builder
             .timeout(config.request_timeout())
             .concurrency_limit_per_connection(config.concurrency_limit_per_connection)
-            .tcp_nodelay(true)
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
             .layer(RpcTelemetryLayer { metrics: RpcMetrics::new() })
-            .layer(AuthLayer::new(auth))
+            .layer(crate::shed::LoadShedLayer::new(config.max_in_flight_requests))
+            .layer(match refusals {
+                Some(sink) => AuthLayer::new(auth).with_refusals(sink),
+                None => AuthLayer::new(auth),
+            })
             .add_routes(routes)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.clone().wait());
+            .serve_with_incoming_shutdown(incoming(listener), shutdown.clone().wait());
 
         // tonic waits for every connection to finish after the signal; bound that wait.
         let drain_deadline = async move {

@@ -123,8 +123,10 @@ async fn malformed_rows_are_refused_naming_the_field() {
 #[tokio::test]
 async fn full_queue_answers_resource_exhausted_and_recovers() {
     let dir = support::repository_with(&["1"]);
-    let mut config =
-        support::config(dir.path(), BatchConfig { max_batch_size: 1, max_delay_us: 0, queue_capacity: 2 });
+    let mut config = support::config(
+        dir.path(),
+        BatchConfig { max_batch_size: 1, max_delay_us: 0, queue_capacity: 2, max_queue_wait_ms: 0 },
+    );
     config.runtime.sessions_per_model = 1;
     let manager = ModelManager::open(config).await.expect("open");
     let input = row(3);
@@ -137,6 +139,44 @@ async fn full_queue_answers_resource_exhausted_and_recovers() {
     assert_eq!(full + ok, 40, "only successes and RESOURCE_EXHAUSTED expected: {results:?}");
     assert!(manager.champion().expect("champion").metrics().queue_full >= full as u64);
     manager.predict(&request(vec![input]), None).await.expect("serves again after the burst");
+}
+
+#[tokio::test]
+async fn queued_work_over_the_limit_is_refused_at_once_and_what_is_admitted_starts_in_time() {
+    let dir = support::repository_with(&["1"]);
+    let limit_ms = 20;
+    let batching =
+        BatchConfig { max_batch_size: 1, max_delay_us: 0, queue_capacity: 4096, max_queue_wait_ms: limit_ms };
+    let mut config = support::config(dir.path(), batching);
+    config.runtime.sessions_per_model = 1;
+    let manager = ModelManager::open(config).await.expect("open");
+    // A few rows run first, so the batcher has measured what a row costs.
+    for seed in 0..5 {
+        manager.predict(&request(vec![row(seed)]), None).await.expect("warm-up");
+    }
+    let requests: Vec<_> = (0..2_000).map(|seed| request(vec![row(seed)])).collect();
+    let flood = requests.iter().map(|each| async {
+        let started = Instant::now();
+        let result = manager.predict(each, None).await;
+        (result, started.elapsed())
+    });
+    let results = futures::future::join_all(flood).await;
+    let refused: Vec<Duration> = results
+        .iter()
+        .filter(|(result, _)| matches!(result, Err(Error::Overloaded { limit_ms: 20, .. })))
+        .map(|(_, took)| *took)
+        .collect();
+    let admitted = results.iter().filter(|(result, _)| result.is_ok()).count();
+    assert!(!refused.is_empty(), "2,000 rows at once were all admitted under a {limit_ms} ms limit");
+    assert!(admitted >= 5, "too few admitted: {admitted}");
+    assert_eq!(refused.len() + admitted, results.len(), "only outputs and Overloaded expected");
+    // The refusal is decided before queueing: it never waits for the work ahead of it.
+    let slowest_refusal = refused.iter().max().copied().unwrap_or_default();
+    assert!(slowest_refusal < Duration::from_secs(1), "a refusal took {slowest_refusal:?}");
+    let status = tonic::Status::from(Error::Overloaded { model: "m/1".to_owned(), queued_ms: 30, limit_ms });
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+    assert!(status.message().contains("retry with backoff"), "{}", status.message());
+    manager.predict(&request(vec![row(7)]), None).await.expect("serves again after the flood");
 }
 
 #[tokio::test]

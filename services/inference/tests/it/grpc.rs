@@ -322,8 +322,10 @@ async fn register_shadow_promote_and_rollback_over_grpc_under_load_fail_nothing(
 #[tokio::test]
 async fn full_queue_is_resource_exhausted_and_expired_deadline_is_deadline_exceeded() {
     let dir = support::repository_with(&["1"]);
-    let mut config =
-        support::config(dir.path(), BatchConfig { max_batch_size: 1, max_delay_us: 0, queue_capacity: 1 });
+    let mut config = support::config(
+        dir.path(),
+        BatchConfig { max_batch_size: 1, max_delay_us: 0, queue_capacity: 1, max_queue_wait_ms: 0 },
+    );
     config.runtime.sessions_per_model = 1;
     let app = spawn_app(config).await;
     let request = predict(vec![pb_row("q", 4)]);
@@ -413,8 +415,10 @@ async fn cuda_requested_without_a_gpu_is_refused_clearly_over_grpc() {
 #[tokio::test]
 async fn deadline_passing_in_the_queue_is_answered_within_fifty_milliseconds() {
     let dir = support::repository_with(&["1"]);
-    let mut config =
-        support::config(dir.path(), BatchConfig { max_batch_size: 1, max_delay_us: 0, queue_capacity: 512 });
+    let mut config = support::config(
+        dir.path(),
+        BatchConfig { max_batch_size: 1, max_delay_us: 0, queue_capacity: 512, max_queue_wait_ms: 0 },
+    );
     config.runtime.sessions_per_model = 1;
     let app = spawn_app(config).await;
     // 64 rows queued ahead (about 1 ms each on one session), sent on their own connection.

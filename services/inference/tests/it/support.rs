@@ -69,12 +69,12 @@ pub fn config(root: &Path, batching: BatchConfig) -> Config {
 
 /// Batching that gathers generously (to make batches form in tests).
 pub fn gathering() -> BatchConfig {
-    BatchConfig { max_batch_size: 8, max_delay_us: 20_000, queue_capacity: 64 }
+    BatchConfig { max_batch_size: 8, max_delay_us: 20_000, queue_capacity: 64, ..BatchConfig::default() }
 }
 
 /// No batching at all: every request runs alone.
 pub fn solo() -> BatchConfig {
-    BatchConfig { max_batch_size: 1, max_delay_us: 0, queue_capacity: 64 }
+    BatchConfig { max_batch_size: 1, max_delay_us: 0, queue_capacity: 64, ..BatchConfig::default() }
 }
 
 /// A deterministic image row and clinical features derived from `seed`.
