@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs every benchmark of the harness in turn, release builds, and collects their results in
+# bench/results/ (one JSON file each, overwritten on every run). Not part of CI: timings on shared
+# machines mean little, and each benchmark already runs its baseline beside ours.
+#
+#   bench/run.sh              every benchmark
+#   bench/run.sh serving      only the named ones (prep, serving)
+#
+# Needs what scripts/setup.sh installs (.venv with the Python baselines, the ONNX Runtime library).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export SQLX_OFFLINE="${SQLX_OFFLINE:-true}"
+results="$PWD/bench/results"
+mkdir -p "$results"
+python="${TFESI_PYTHON:-$PWD/.venv/bin/python}"
+log() { echo "bench: $*" >&2; }
+
+if [[ ! -x "$python" ]]; then
+    log "$python is missing: run scripts/setup.sh first"
+    exit 1
+fi
+
+# Series to tensor (services/preprocess/benches/prep.rs): one core for ours and for Python. It
+# prints a Markdown table; the table is kept as JSON next to the others.
+run_prep() {
+    cargo bench -p tfesi-preprocess --bench prep --no-run
+    local table="$results/series-to-tensor.md"
+    RAYON_NUM_THREADS=1 taskset -c 0 cargo bench -p tfesi-preprocess --bench prep | tee "$table"
+    "$python" bench/markdown_table_to_json.py series-to-tensor \
+        "RAYON_NUM_THREADS=1 taskset -c 0 cargo bench -p tfesi-preprocess --bench prep" \
+        <"$table" >"$results/series-to-tensor.json"
+}
+
+# Inference serving (services/inference/benches/serving): writes its own JSON.
+run_serving() {
+    TFESI_BENCH_RESULTS="$results" cargo bench -p tfesi-inference --bench serving
+}
+
+all=(prep serving)
+selected=("$@")
+[[ ${#selected[@]} -eq 0 ]] && selected=("${all[@]}")
+for name in "${selected[@]}"; do
+    case "$name" in
+        prep | serving) ;;
+        *) log "unknown benchmark '$name' (known: ${all[*]})"; exit 2 ;;
+    esac
+done
+for name in "${selected[@]}"; do
+    log "running $name"
+    "run_$name"
+done
+log "results in $results:"
+ls -1 "$results" >&2

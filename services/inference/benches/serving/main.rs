@@ -1,0 +1,265 @@
+//! Inference serving, predictions/s and p50/p99 latency at batch 1 and under concurrent load:
+//! the real `tfesi-inference` binary over gRPC beside the same model run in-process with ONNX
+//! Runtime (the limit) and a plain Python grpcio + onnxruntime server (what a user would write),
+//! on the same rows, in alternating rounds. Prints tables; writes
+//! bench/results/inference-serving.json.
+//!
+//! Run (release build; cargo builds the service binary too):
+//!   cargo bench -p tfesi-inference --bench serving
+//! Knobs: TFESI_BENCH_ROUNDS (5), TFESI_BENCH_SEQUENTIAL (requests per system and round at
+//! batch 1, 200), TFESI_BENCH_CONCURRENT (requests per system and round under load, 400),
+//! TFESI_BENCH_CALLERS (8), TFESI_BENCH_MAX_SECONDS (stop starting rounds after this, 900),
+//! TFESI_PYTHON (default .venv/bin/python), TFESI_BENCH_RESULTS (output directory).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod inprocess;
+mod inputs;
+mod processes;
+mod remote;
+mod report;
+mod stats;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use inprocess::InProcess;
+use inputs::Inputs;
+use remote::Remote;
+use report::{Figures, Results, Scenario, System};
+use tfesi_inference::config::{BatchConfig, RuntimeConfig};
+
+/// Distinct rows cycled through (about 2.9 MB each).
+const DISTINCT_ROWS: usize = 8;
+/// Largest difference allowed between the systems' outputs for the same row.
+const AGREEMENT: f64 = 1e-5;
+
+/// How much to run, from the environment.
+pub struct Settings {
+    pub rounds: usize,
+    pub sequential_requests: usize,
+    pub concurrent_requests: usize,
+    pub callers: usize,
+    pub max_duration: Duration,
+}
+
+fn env_or(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(value) => value.parse().unwrap_or_else(|_| panic!("{name}={value:?} is not a count")),
+        Err(_) => default,
+    }
+}
+
+impl Settings {
+    fn from_env() -> Self {
+        Self {
+            rounds: env_or("TFESI_BENCH_ROUNDS", 5).max(1),
+            sequential_requests: env_or("TFESI_BENCH_SEQUENTIAL", 200).max(1),
+            concurrent_requests: env_or("TFESI_BENCH_CONCURRENT", 400).max(1),
+            callers: env_or("TFESI_BENCH_CALLERS", 8).max(1),
+            max_duration: Duration::from_secs(env_or("TFESI_BENCH_MAX_SECONDS", 900) as u64),
+        }
+    }
+}
+
+/// The checkout's root (two levels above this crate).
+fn repo_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.ancestors().nth(2).expect("the crate sits at services/inference").to_path_buf()
+}
+
+fn python() -> PathBuf {
+    std::env::var_os("TFESI_PYTHON").map_or_else(|| repo_root().join(".venv/bin/python"), PathBuf::from)
+}
+
+/// A fresh 256-bit HS256 secret, hex encoded.
+fn random_secret() -> String {
+    let mut bytes = [0_u8; 32];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").expect("/dev/urandom"), &mut bytes)
+        .expect("random bytes");
+    hex::encode(bytes)
+}
+
+/// The systems under test, with what each needs to run.
+struct Contenders {
+    in_process: InProcess,
+    ours: Remote,
+    ours_no_delay: Remote,
+    python: Remote,
+}
+
+impl Contenders {
+    fn run(
+        &mut self,
+        system: System,
+        scenario: Scenario,
+        inputs: &Arc<Inputs>,
+        settings: &Settings,
+        runtime: &tokio::runtime::Runtime,
+    ) -> stats::Run {
+        let remote = match system {
+            System::InProcess => {
+                return match scenario {
+                    Scenario::Sequential => self.in_process.sequential(inputs, settings.sequential_requests),
+                    Scenario::Concurrent => self.in_process.concurrent(inputs, settings.concurrent_requests),
+                };
+            }
+            System::Ours => &self.ours,
+            System::OursNoDelay => &self.ours_no_delay,
+            System::Python => &self.python,
+        };
+        runtime.block_on(async {
+            match scenario {
+                Scenario::Sequential => remote.sequential(inputs, settings.sequential_requests).await,
+                Scenario::Concurrent => {
+                    remote.concurrent(inputs, settings.concurrent_requests, settings.callers).await
+                }
+            }
+        })
+    }
+
+    /// Every system's prediction for `row`, in [`System::ALL`] order.
+    fn agree_on(&mut self, inputs: &Inputs, row: usize, runtime: &tokio::runtime::Runtime) -> Vec<f64> {
+        let local = f64::from(InProcess::predict(self.in_process.first_session(), inputs, row));
+        let remote = runtime.block_on(async {
+            vec![
+                self.ours.predict(inputs, row).await,
+                self.ours_no_delay.predict(inputs, row).await,
+                self.python.predict(inputs, row).await,
+            ]
+        });
+        std::iter::once(local).chain(remote).collect()
+    }
+}
+
+fn main() {
+    let settings = Settings::from_env();
+    let root = repo_root();
+    let model_dir = root.join("models/tfesi-test/1");
+    let inputs = Arc::new(inputs::make(&model_dir, DISTINCT_ROWS));
+    let runtime_config = RuntimeConfig::default();
+    let batching = BatchConfig::default();
+
+    let workdir = tempfile::tempdir().expect("a temporary directory");
+    // One copy of the bundled repository per server: each may write its `state.json`.
+    let repository = workdir.path().join("models");
+    let repository_no_delay = workdir.path().join("models-no-delay");
+    processes::copy_tree(&root.join("models"), &repository);
+    processes::copy_tree(&root.join("models"), &repository_no_delay);
+    let secret_file = workdir.path().join("hs256.secret");
+    std::fs::write(&secret_file, random_secret()).expect("write the secret");
+    let secret = std::fs::read(&secret_file).expect("read the secret");
+    let token = tfesi_auth::mint_hs256(
+        &secret,
+        &tfesi_auth::AuthConfig::default(),
+        "bench-serving",
+        &[tfesi_auth::Role::Service],
+        24 * 3600,
+    )
+    .expect("a token");
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let binary = Path::new(env!("CARGO_BIN_EXE_tfesi-inference"));
+    // Declared after `workdir`, so they are stopped before it is deleted (and on a panic).
+    let ours_server = runtime.block_on(processes::start_inference(
+        binary,
+        "tfesi-inference",
+        &repository,
+        &secret_file,
+        &[],
+        workdir.path(),
+    ));
+    let ours_no_delay_server = runtime.block_on(processes::start_inference(
+        binary,
+        "tfesi-inference-no-delay",
+        &repository_no_delay,
+        &secret_file,
+        &[("TFESI_INFERENCE__BATCHING__MAX_DELAY_US", "0")],
+        workdir.path(),
+    ));
+    let python_server = processes::start_python(
+        &python(),
+        &root.join("bench/inference/python_server.py"),
+        &repository.join("tfesi-test/1"),
+        settings.callers,
+        workdir.path(),
+    );
+    let mut servers = [ours_server, ours_no_delay_server, python_server];
+
+    let mut contenders = Contenders {
+        in_process: InProcess::new(
+            &model_dir.join("model.onnx"),
+            runtime_config.sessions_per_model,
+            runtime_config.intra_op_threads,
+        ),
+        ours: runtime.block_on(Remote::connect(servers[0].address, Some(&token))),
+        ours_no_delay: runtime.block_on(Remote::connect(servers[1].address, Some(&token))),
+        python: runtime.block_on(Remote::connect(servers[2].address, None)),
+    };
+
+    let answers = contenders.agree_on(&inputs, 0, &runtime);
+    for (system, answer) in System::ALL.iter().zip(&answers) {
+        let error = (answer - f64::from(inputs::ROW_ZERO_EXPECTED)).abs();
+        assert!(
+            error < AGREEMENT,
+            "{} predicts {answer} for row 0, the card says {}",
+            system.label(),
+            inputs::ROW_ZERO_EXPECTED
+        );
+    }
+
+    let mut results = Results::new(&settings);
+    // Warm-up: connections, allocators, ONNX Runtime's first runs; not recorded.
+    for scenario in Scenario::ALL {
+        for system in System::ALL {
+            let warm = Settings { sequential_requests: 20, concurrent_requests: 40, ..settings };
+            contenders.run(system, scenario, &inputs, &warm, &runtime);
+        }
+    }
+    let started = Instant::now();
+    for round in 0..settings.rounds {
+        for scenario in Scenario::ALL {
+            // Alternate: each round starts with the next system, so drift hits all alike.
+            for offset in 0..System::ALL.len() {
+                let system = System::ALL[(round + offset) % System::ALL.len()];
+                let run = contenders.run(system, scenario, &inputs, &settings, &runtime);
+                results.record(scenario, system, Figures::of(&run));
+            }
+        }
+        for server in &mut servers {
+            server.assert_running();
+        }
+        eprintln!(
+            "round {} of {} done ({:.0} s)",
+            round + 1,
+            settings.rounds,
+            started.elapsed().as_secs_f64()
+        );
+        if started.elapsed() > settings.max_duration && round + 1 < settings.rounds {
+            eprintln!("stopping after {} rounds: TFESI_BENCH_MAX_SECONDS reached", round + 1);
+            break;
+        }
+    }
+
+    let context = report::Context {
+        request_bytes: inputs.request_bytes(),
+        client_encode_us: report::client_encode_us(&inputs),
+        in_process_threads: contenders.in_process.threads(),
+        intra_op_threads: runtime_config.intra_op_threads,
+        batching,
+        answers,
+    };
+    results.print(&context);
+    let out_dir =
+        std::env::var_os("TFESI_BENCH_RESULTS").map_or_else(|| root.join("bench/results"), PathBuf::from);
+    std::fs::create_dir_all(&out_dir).expect("create the results directory");
+    let out_file = out_dir.join("inference-serving.json");
+    let json = serde_json::to_string_pretty(&results.to_json(&context)).expect("JSON");
+    std::fs::write(&out_file, json + "\n").expect("write the results");
+    println!("\nwrote {}", out_file.display());
+    drop(servers);
+}
