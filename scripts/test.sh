@@ -13,6 +13,9 @@ cargo build --workspace --bins --locked
 # The Python client's tests (unit, generated-code freshness, and integration against the
 # binaries just built).
 TFESI_BIN_DIR="${CARGO_TARGET_DIR:-target}/debug" .venv/bin/python -m pytest clients/python/tests -q
+# The retraining job's tests that need no PyTorch (the others skip and say so; scripts/setup-training.sh
+# installs PyTorch for them).
+.venv/bin/python -m pytest training/tests -q
 if command -v cargo-nextest >/dev/null 2>&1; then
     exec cargo nextest run --workspace --locked --no-fail-fast "$@"
 else

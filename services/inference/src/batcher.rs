@@ -1,6 +1,10 @@
 //! Dynamic batching: a bounded queue per model and one worker thread per session that gathers
 //! requests up to a row count or a delay, skips expired or abandoned ones, and runs the batch.
 //!
+//! Batching: the first request of a batch waits up to `max_delay_us` for others only while
+//! requests have been arriving more often than that (a moving average of the gaps), so a lone
+//! sequential caller, such as the pipeline worker with one study, never pays the delay.
+//!
 //! Admission: besides the queue's capacity in requests, a request is refused at once when the
 //! rows already waiting would take longer than `max_queue_wait_ms` to run. The cost of a row is
 //! measured on the batches the workers run (a moving average), so the limit follows the model
@@ -45,13 +49,31 @@ struct Intake {
     carry: Option<Job>,
 }
 
-/// Work waiting for a model, for admission: rows queued and the measured cost of one row.
-#[derive(Debug, Default)]
+/// Work waiting for a model, for admission and batching: rows queued, the measured cost of one
+/// row, and how often requests arrive.
+#[derive(Debug)]
 struct Load {
     /// Rows accepted and not yet taken by a worker.
     queued_rows: AtomicUsize,
     /// Moving average of a row's run time in nanoseconds (0 until the first batch ran).
     row_cost_ns: AtomicU64,
+    /// When the last request arrived, in nanoseconds since `epoch`.
+    last_arrival_ns: AtomicU64,
+    /// Moving average of the time between arrivals in nanoseconds (`u64::MAX` until known).
+    arrival_gap_ns: AtomicU64,
+    epoch: Instant,
+}
+
+impl Default for Load {
+    fn default() -> Self {
+        Self {
+            queued_rows: AtomicUsize::new(0),
+            row_cost_ns: AtomicU64::new(0),
+            last_arrival_ns: AtomicU64::new(0),
+            arrival_gap_ns: AtomicU64::new(u64::MAX),
+            epoch: Instant::now(),
+        }
+    }
 }
 
 impl Load {
@@ -66,6 +88,26 @@ impl Load {
         let old = self.row_cost_ns.load(Ordering::Relaxed);
         let new = if old == 0 { sample } else { old - old / Self::SMOOTHING + sample / Self::SMOOTHING };
         self.row_cost_ns.store(new.max(1), Ordering::Relaxed);
+    }
+
+    /// Notes an arrival, for the moving average of the time between arrivals.
+    fn arrived(&self) {
+        let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let last = self.last_arrival_ns.swap(now, Ordering::Relaxed);
+        if last == 0 {
+            return;
+        }
+        let gap = now.saturating_sub(last);
+        let old = self.arrival_gap_ns.load(Ordering::Relaxed);
+        let new = if old == u64::MAX { gap } else { old - old / Self::SMOOTHING + gap / Self::SMOOTHING };
+        self.arrival_gap_ns.store(new, Ordering::Relaxed);
+    }
+
+    /// Whether waiting `delay` for more requests is likely to gather any: requests have been
+    /// arriving more often than once per `delay`. A lone sequential caller never waits.
+    fn worth_waiting(&self, delay: Duration) -> bool {
+        let gap = self.arrival_gap_ns.load(Ordering::Relaxed);
+        u128::from(gap) <= delay.as_nanos()
     }
 
     /// How long the rows already queued plus `extra_rows` would take on `workers` sessions.
@@ -147,6 +189,7 @@ impl Batcher {
                 });
             }
         }
+        self.load.arrived();
         let (reply, response) = oneshot::channel();
         let job = Job { input, deadline, enqueued_at: Instant::now(), reply };
         self.metrics.queued.fetch_add(1, Ordering::Relaxed);
@@ -214,7 +257,10 @@ fn gather(
 ) -> Option<Vec<Job>> {
     let mut intake = intake.lock().unwrap_or_else(PoisonError::into_inner);
     let first = next_job(&mut intake, None, metrics, load)?;
-    let until = Instant::now() + config.max_delay();
+    // Wait for company only when requests come often enough to bring some; otherwise take what
+    // is queued now and run.
+    let delay = if load.worth_waiting(config.max_delay()) { config.max_delay() } else { Duration::ZERO };
+    let until = Instant::now() + delay;
     let mut rows = first.input.rows;
     let mut jobs = vec![first];
     while rows < config.max_batch_size {

@@ -66,7 +66,8 @@ impl Default for RuntimeConfig {
 pub struct BatchConfig {
     /// Most rows run together in one batch.
     pub max_batch_size: usize,
-    /// Longest time the first request of a batch waits for others, in microseconds.
+    /// Longest time the first request of a batch waits for others, in microseconds; it waits
+    /// only while requests arrive more often than this (a lone caller never waits).
     pub max_delay_us: u64,
     /// Requests waiting beyond this are refused with RESOURCE_EXHAUSTED.
     pub queue_capacity: usize,

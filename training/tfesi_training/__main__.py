@@ -1,0 +1,109 @@
+"""Command line of the retraining job.
+
+    python -m tfesi_training train  [--config FILE] [--offline PARQUET TENSOR_DIR] [--out DIR]
+                                    [--snapshot ID] [--image-only] [--no-register] [--seed N]
+    python -m tfesi_training fetch  [--config FILE] [--snapshot ID] --out DIR
+    python -m tfesi_training show-config [--config FILE]
+
+Online runs use the stack named by TFESI_CLIENT_{INGEST,PREPROCESS,INFERENCE,REGISTRY} (default
+127.0.0.1:50051..50054, `tfesi dev`) with the token in TFESI_CLIENT_TOKEN (`tfesi token`).
+Run from training/ or with training/ on PYTHONPATH (training/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import pathlib
+import sys
+import time
+
+from tfesi_training.config import Config, ConfigError, check_config, load_config
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m tfesi_training", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (("train", "run the whole job"), ("fetch", "only write snapshot.parquet and tensors/"),
+                            ("show-config", "print the resolved configuration")):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("--config", help="TOML file laid over configs/default.toml")
+        if name == "show-config":
+            continue
+        command.add_argument("--out", help="run directory (default: data/training/<UTC time>)")
+        command.add_argument("--snapshot", help="use this snapshot id instead of creating one")
+        if name == "train":
+            command.add_argument("--offline", nargs=2, metavar=("PARQUET", "TENSOR_DIR"),
+                                 help="read a snapshot export and a tensor cache instead of the stack")
+            command.add_argument("--image-only", action="store_true", help="no clinical branch (the paper's design)")
+            command.add_argument("--no-register", action="store_true", help="do not register the model")
+            command.add_argument("--seed", type=int, help="training seed (overrides [train] seed)")
+            command.add_argument("--name", help="model name (overrides [model] name)")
+    return parser
+
+
+def _apply(args: argparse.Namespace, config: Config) -> Config:
+    if getattr(args, "snapshot", None):
+        config = config.replace("data", snapshot_id=args.snapshot)
+    if getattr(args, "offline", None):
+        parquet, tensors = args.offline
+        config = config.replace("data", source="offline", parquet=parquet, tensor_dir=tensors)
+    if getattr(args, "image_only", False):
+        config = config.replace("model", inputs="image")
+    if getattr(args, "no_register", False):
+        config = config.replace("register", enabled=False)
+    if getattr(args, "seed", None) is not None:
+        config = config.replace("train", seed=args.seed)
+    if getattr(args, "name", None):
+        config = config.replace("model", name=args.name)
+    check_config(config)
+    return config
+
+
+def _client():  # type: ignore[no-untyped-def]
+    from tfesi_client import TfesiClient
+
+    return TfesiClient.from_env(timeout=60.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = _apply(args, load_config(args.config))
+    except ConfigError as error:
+        print(f"config: {error}", file=sys.stderr)
+        return 2
+    if args.command == "show-config":
+        print(json.dumps({"source": config.source_path, **config.to_dict()}, indent=2))
+        return 0
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = pathlib.Path(args.out or f"data/training/{stamp}")
+    started = time.perf_counter()
+    if args.command == "fetch":
+        from tfesi_training.data import fetch_snapshot
+
+        with _client() as client:
+            parquet, tensors, snapshot_id = fetch_snapshot(client, config.data, out)
+        print(f"snapshot {snapshot_id}: {parquet} and {tensors} ({time.perf_counter() - started:.1f} s)")
+        return 0
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("PyTorch is not installed: run scripts/setup-training.sh and use .venv-training/bin/python",
+              file=sys.stderr)
+        return 3
+    from tfesi_training.job import run_job
+
+    print(f"config {config.source_path} (digest {config.digest()[:12]}), run directory {out}")
+    if config.data.source == "online":
+        with _client() as client:
+            report = run_job(config, out, client=client)
+    else:
+        report = run_job(config, out)
+    print(f"done in {time.perf_counter() - started:.1f} s: {report['model']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
