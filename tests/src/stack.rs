@@ -235,6 +235,34 @@ impl Stack {
             .expect("connect to a service of the stack")
     }
 
+    /// Runs `tfesi demo` for `patients` synthetic patients generated from `seed` against this
+    /// stack (half the studies over C-STORE, half over gRPC; it waits for every prediction,
+    /// then plays the follow-ups), with an operator's token; returns its JSON report. Panics
+    /// with the stack's logs if it fails or outlasts `within`.
+    pub async fn run_demo(&self, patients: u64, seed: u64, within: Duration) -> serde_json::Value {
+        let url = |process: &ServiceProcess| format!("http://{}", process.address);
+        let mut command = tokio::process::Command::new(crate::process::binary("tfesi"));
+        command
+            .args(["demo", "--patients", &patients.to_string(), "--seed", &seed.to_string()])
+            .args(["--wait-s", &within.as_secs().saturating_sub(20).max(10).to_string(), "--json"])
+            .args(["--ingest", &url(&self.ingest), "--preprocess", &url(&self.preprocess)])
+            .args(["--inference", &url(&self.inference), "--registry", &url(&self.registry)])
+            .args(["--dicom", &self.dicom_address.to_string()])
+            .env_remove("TFESI_CONFIG")
+            .env_remove("TFESI_AUTH_SECRET_FILE")
+            // An operator's token, as a production operator would pass it.
+            .env("TFESI_TOKEN", self.token("demo-operator", &[Role::Admin]))
+            .kill_on_drop(true);
+        let output = tokio::time::timeout(within, command.output())
+            .await
+            .unwrap_or_else(|_| panic!("tfesi demo did not finish within {within:?}; logs:\n{}", self.logs()))
+            .expect("tfesi demo runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "tfesi demo failed: {stderr}\n{stdout}\nlogs:\n{}", self.logs());
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("tfesi demo printed no JSON ({e}): {stdout}"))
+    }
+
     /// All logs, for assertion messages (killed processes first, marked so).
     pub fn logs(&self) -> String {
         let earlier =

@@ -5,8 +5,6 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-use tfesi_e2e::process::binary;
 use tfesi_e2e::stack::Stack;
 use tfesi_proto::registry::v1 as registry;
 use tfesi_proto::registry::v1::registry_client::RegistryClient;
@@ -18,28 +16,7 @@ const DEMO_WITHIN: Duration = Duration::from_secs(240);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_runs_the_whole_loop_against_a_running_stack() {
     let stack = Stack::start(&[]).await;
-    let url = |process: &tfesi_e2e::process::ServiceProcess| format!("http://{}", process.address);
-    let mut command = tokio::process::Command::new(binary("tfesi"));
-    command
-        .args(["demo", "--patients", &PATIENTS.to_string(), "--seed", "7", "--wait-s", "180", "--json"])
-        .args(["--ingest", &url(&stack.ingest), "--preprocess", &url(&stack.preprocess)])
-        .args(["--inference", &url(&stack.inference), "--registry", &url(&stack.registry)])
-        .args(["--dicom", &stack.dicom_address.to_string()])
-        .env_remove("TFESI_CONFIG")
-        .env_remove("TFESI_AUTH_SECRET_FILE")
-        // An operator's token, as a production operator would pass it.
-        .env("TFESI_TOKEN", stack.token("demo-operator", &[tfesi_auth::Role::Admin]))
-        .kill_on_drop(true);
-    let output = tokio::time::timeout(DEMO_WITHIN, command.output())
-        .await
-        .unwrap_or_else(|_| {
-            panic!("tfesi demo did not finish within {DEMO_WITHIN:?}; logs:\n{}", stack.logs())
-        })
-        .expect("tfesi demo runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "tfesi demo failed: {stderr}\n{stdout}\nlogs:\n{}", stack.logs());
-    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
+    let report = stack.run_demo(PATIENTS, 7, DEMO_WITHIN).await;
 
     assert_eq!(report["synthetic"], true);
     assert_eq!(report["stack"]["mode"], "running", "the demo used the stack that answered: {report:#}");

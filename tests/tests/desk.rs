@@ -216,6 +216,7 @@ async fn journey(client: &Client, desk: &str, stack: &Stack, seeded: &[Seeded]) 
         assert!(text.contains(patient.family_name), "{} on the worklist:\n{text}", patient.family_name);
     }
     assert!(text.contains("Overdue") && text.contains("Due today") && text.contains("In window"), "{text}");
+    assert!(text.contains("L4-L5 left"), "the injected levels and side of each entry:\n{text}");
     assert!(
         text.contains("DESK-0002") && text.contains("60"),
         "MRN and day 60 of the due-today patient:\n{text}"

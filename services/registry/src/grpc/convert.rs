@@ -599,8 +599,8 @@ pub fn to_due(item: &DueFollowUp, as_of: NaiveDate) -> pb::DueFollowUp {
         }),
         state: state as i32,
         days_since_injection: i32::try_from((as_of - item.injection_date).num_days()).unwrap_or(i32::MAX),
-        levels: Vec::new(),
-        side: common::Side::Unspecified as i32,
+        levels: to_levels(&item.levels),
+        side: to_side(item.side),
     }
 }
 

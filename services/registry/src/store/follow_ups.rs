@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::rows::FollowUpRow;
 use super::{EventKind, Store, append_event, change_status, idempotency, lock_episode};
 use crate::domain::records::{FollowUp, FollowUpContent, required_text};
-use crate::domain::types::EpisodeStatus;
+use crate::domain::types::{EpisodeStatus, Level, Side, parse_levels};
 use crate::error::{Error, Result};
 
 /// Who the registry names when it completes an episode because a follow-up arrived.
@@ -51,6 +51,10 @@ pub struct DueFollowUp {
     pub due_date: NaiveDate,
     pub window_closes: NaiveDate,
     pub state: DueState,
+    /// Injected levels, so the nurse can name the injection on the call.
+    pub levels: Vec<Level>,
+    /// Injected side.
+    pub side: Side,
 }
 
 /// One page of the due list; `next_page_token` is empty on the last page.
@@ -230,26 +234,26 @@ impl Store {
         let latest_injection = as_of
             .checked_sub_days(Days::new(u64::from(window.start_day)))
             .ok_or_else(|| Error::invalid("as_of", "date too early"))?;
-        let rows = sqlx::query!(
-            "SELECT e.episode_id, e.patient_id, i.injection_date
+        let rows: Vec<(Uuid, Uuid, NaiveDate, Vec<String>, String)> = sqlx::query_as(
+            "SELECT e.episode_id, e.patient_id, i.injection_date, i.levels, i.side
              FROM registry.episodes e JOIN registry.injections i ON i.episode_id = e.episode_id
              WHERE e.outcome_status = 'pending' AND i.injection_date <= $1
                AND ($2::date IS NULL OR (i.injection_date, e.episode_id) > ($2, $3))
              ORDER BY i.injection_date, e.episode_id
              LIMIT $4",
-            latest_injection,
-            after.map(|(date, _)| date),
-            after.map_or(Uuid::nil(), |(_, id)| id),
-            i64::from(page_size) + 1
         )
+        .bind(latest_injection)
+        .bind(after.map(|(date, _)| date))
+        .bind(after.map_or(Uuid::nil(), |(_, id)| id))
+        .bind(i64::from(page_size) + 1)
         .fetch_all(&self.pool)
         .await?;
         let has_more = rows.len() > page_size as usize;
         let items: Vec<DueFollowUp> = rows
             .into_iter()
             .take(page_size as usize)
-            .map(|row| {
-                let (window_opens, due_date, window_closes) = window.dates(row.injection_date);
+            .map(|(episode_id, patient_id, injection_date, levels, side)| {
+                let (window_opens, due_date, window_closes) = window.dates(injection_date);
                 let state = if as_of > window_closes {
                     DueState::Overdue
                 } else if as_of >= due_date {
@@ -257,17 +261,19 @@ impl Store {
                 } else {
                     DueState::InWindow
                 };
-                DueFollowUp {
-                    episode_id: row.episode_id,
-                    patient_id: row.patient_id,
-                    injection_date: row.injection_date,
+                Ok(DueFollowUp {
+                    episode_id,
+                    patient_id,
+                    injection_date,
                     window_opens,
                     due_date,
                     window_closes,
                     state,
-                }
+                    levels: parse_levels("levels", &levels)?,
+                    side: Side::parse("side", &side)?,
+                })
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let next_page_token = match items.last() {
             Some(last) if has_more => format!("{}/{}", last.injection_date, last.episode_id),
             _ => String::new(),

@@ -2,7 +2,7 @@
 
 use sqlx::PgPool;
 use tfesi_registry::Error;
-use tfesi_registry::domain::types::{EpisodeStatus, ExclusionReason};
+use tfesi_registry::domain::types::{EpisodeStatus, ExclusionReason, Level, Side};
 use tfesi_registry::store::DueState;
 use uuid::Uuid;
 
@@ -246,6 +246,9 @@ async fn due_list_is_sorted_paginated_and_stateful(pool: PgPool) {
     assert_eq!(ids, vec![(in_window, DueState::InWindow)]);
     assert!(second.next_page_token.is_empty());
     assert_eq!(second.items[0].due_date, date("2026-06-11"));
+    // The nurse sees what was injected, to name it on the call.
+    assert_eq!(second.items[0].levels, vec![Level::L4L5]);
+    assert_eq!(second.items[0].side, Side::Left);
     let bad = store.list_due_follow_ups(as_of, 2, "garbage").await;
     assert!(matches!(bad, Err(Error::InvalidArgument { field: "page_token", .. })));
 }
