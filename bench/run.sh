@@ -4,7 +4,7 @@
 # machines mean little, and each benchmark already runs its baseline beside ours.
 #
 #   bench/run.sh              every benchmark
-#   bench/run.sh serving      only the named ones (prep, serving)
+#   bench/run.sh serving      only the named ones (prep, serving, followups)
 #
 # Needs what scripts/setup.sh installs (.venv with the Python baselines, the ONNX Runtime library).
 set -euo pipefail
@@ -36,12 +36,19 @@ run_serving() {
     TFESI_BENCH_RESULTS="$results" cargo bench -p tfesi-inference --bench serving
 }
 
-all=(prep serving)
+# Registry follow-ups/s beside pgbench (services/registry/benches/followups.rs): needs the local
+# Postgres (127.0.0.1:5432, user postgres) and its pgbench (Debian's postgresql-NN package); writes
+# its own JSON.
+run_followups() {
+    TFESI_BENCH_RESULTS="$results" cargo bench -p tfesi-registry --bench followups
+}
+
+all=(prep serving followups)
 selected=("$@")
 [[ ${#selected[@]} -eq 0 ]] && selected=("${all[@]}")
 for name in "${selected[@]}"; do
     case "$name" in
-        prep | serving) ;;
+        prep | serving | followups) ;;
         *) log "unknown benchmark '$name' (known: ${all[*]})"; exit 2 ;;
     esac
 done
