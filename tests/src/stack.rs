@@ -295,6 +295,17 @@ impl Stack {
         pid
     }
 
+    /// Stops service `name` with SIGTERM, by its own PID, and waits up to `within` for it to
+    /// exit; returns its PID and exit code (`None`: killed by a signal or still running, which
+    /// fails the caller's assertions). Start it again with [`Stack::restart`].
+    pub fn terminate(&mut self, name: &str, within: Duration) -> (u32, Option<i32>) {
+        let process = self.process_mut(name);
+        let pid = process.pid();
+        process.terminate();
+        let code = process.wait_exit(within);
+        (pid, code)
+    }
+
     /// Starts service `name` again with the environment and address it first had (after
     /// [`Stack::kill`], or after it exited) and waits until it is SERVING. The old process's
     /// log stays in [`Stack::logs`].

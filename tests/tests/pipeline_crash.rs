@@ -333,6 +333,68 @@ async fn finished_jobs(pool: &PgPool) -> i64 {
 }
 
 /// Jobs the worker ledger shows in hand (in progress or waiting for a retry).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_stopped_with_sigterm_finishes_its_jobs_in_hand_and_acknowledges_nothing_else() {
+    let count = study_count();
+    let (_redis, mut stack) = start().await;
+    let pool = database(&stack).await;
+    let cohort = submit_cohort(&stack, count).await;
+    let with_job = complete_all(&stack, &cohort).await;
+    let jobs = with_job.len() as i64;
+    assert!(jobs > 0, "no study of the cohort got a job");
+    let run_started = Instant::now();
+
+    // SIGTERM once a third of the jobs is done: the worker holds some and more wait in Redis.
+    let outstanding = wait_for_progress(&stack, &pool, jobs / 3, jobs).await;
+    let in_hand = jobs_in_hand(&pool).await;
+    let succeeded = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM preprocess.jobs WHERE state = 'succeeded'")
+            .fetch_one(&pool)
+            .await
+            .expect("count succeeded jobs")
+    };
+    let finished_before = succeeded().await;
+    let (pid, code) = stack.terminate("preprocess", Duration::from_secs(60));
+    assert_eq!(
+        code,
+        Some(0),
+        "preprocess (pid {pid}) did not exit cleanly on SIGTERM; logs:\n{}",
+        stack.logs()
+    );
+    let finished_at_exit = succeeded().await;
+    let left_in_progress: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM preprocess.jobs WHERE state = 'in_progress'")
+            .fetch_one(&pool)
+            .await
+            .expect("count jobs in progress");
+    // Nothing new is claimed after the signal: what finished during the drain is at most what
+    // the worker may hold at once (`worker.concurrency`, 4 by default); a retrying job waiting
+    // out its backoff is released, not finished.
+    assert!(
+        finished_at_exit - finished_before <= WORKER_CONCURRENCY,
+        "{} jobs finished after SIGTERM, more than the worker may hold",
+        finished_at_exit - finished_before
+    );
+    // A job it released is not acknowledged: the restarted worker (or a reclaim) finishes it,
+    // and every study still ends with exactly one prediction per model.
+    stack.restart("preprocess").await;
+    let drain_time = wait_for_drain(&stack, &pool, jobs, run_started).await;
+    let figures = assert_every_study_predicted_once(&stack, &pool, &with_job).await;
+    println!(
+        "sigterm: {jobs} jobs; SIGTERM to preprocess pid {pid} with {outstanding} outstanding, {in_hand} in hand; \
+         {} finished during the drain, {left_in_progress} left marked in progress; exit code 0; every job finished \
+         {drain_time:.1?} after the run started; jobs by attempts taken {:?}; {} predictions, 0 dead letters",
+        finished_at_exit - finished_before,
+        figures.attempts,
+        jobs * SERVING.len() as i64,
+    );
+    pool.close().await;
+    stack.finish().await;
+}
+
+/// The worker's default `worker.concurrency`: the most jobs it holds at once.
+const WORKER_CONCURRENCY: i64 = 4;
+
 async fn jobs_in_hand(pool: &PgPool) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM preprocess.jobs WHERE state IN ('in_progress', 'retrying')")
         .fetch_one(pool)
