@@ -80,14 +80,20 @@ impl Load {
     /// Weight of the newest batch in the moving average, as 1/n.
     const SMOOTHING: u64 = 8;
 
+    /// Folds `sample` into the moving average in `average`, which holds `unknown` until the
+    /// first sample. Callers race here; a lost update only skips one sample of a statistic.
+    fn fold(average: &AtomicU64, sample: u64, unknown: u64) {
+        let old = average.load(Ordering::Relaxed);
+        let new =
+            if old == unknown { sample } else { old - old / Self::SMOOTHING + sample / Self::SMOOTHING };
+        average.store(new, Ordering::Relaxed);
+    }
+
     /// Folds a batch of `rows` that ran in `elapsed` into the average cost of a row.
     fn record(&self, rows: usize, elapsed: Duration) {
         let Ok(rows) = u64::try_from(rows.max(1)) else { return };
         let sample = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX) / rows;
-        // Workers race here; a lost update only skips one sample of a statistic.
-        let old = self.row_cost_ns.load(Ordering::Relaxed);
-        let new = if old == 0 { sample } else { old - old / Self::SMOOTHING + sample / Self::SMOOTHING };
-        self.row_cost_ns.store(new.max(1), Ordering::Relaxed);
+        Self::fold(&self.row_cost_ns, sample.max(1), 0);
     }
 
     /// Notes an arrival, for the moving average of the time between arrivals.
@@ -97,10 +103,7 @@ impl Load {
         if last == 0 {
             return;
         }
-        let gap = now.saturating_sub(last);
-        let old = self.arrival_gap_ns.load(Ordering::Relaxed);
-        let new = if old == u64::MAX { gap } else { old - old / Self::SMOOTHING + gap / Self::SMOOTHING };
-        self.arrival_gap_ns.store(new, Ordering::Relaxed);
+        Self::fold(&self.arrival_gap_ns, now.saturating_sub(last), u64::MAX);
     }
 
     /// Whether waiting `delay` for more requests is likely to gather any: requests have been

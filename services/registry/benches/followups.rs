@@ -17,9 +17,9 @@
 //! TFESI_BENCH_RESULTS (output directory, default bench/results).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -29,12 +29,15 @@ use serde_json::{Value, json};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection as _, Executor as _, PgConnection};
 use tfesi_auth::{AuthConfig, Role, TokenSource};
+use tfesi_e2e::process::ServiceProcess;
+use tfesi_e2e::wait_for_health;
 use tfesi_platform::client::Outgoing;
 use tfesi_proto::common::v1 as common;
 use tfesi_proto::registry::v1 as registry;
 use tfesi_proto::registry::v1::registry_client::RegistryClient;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::health_check_response::ServingStatus;
 
 type Client = RegistryClient<InterceptedService<Channel, Outgoing>>;
 
@@ -112,67 +115,6 @@ fn random_secret() -> String {
     std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").expect("/dev/urandom"), &mut bytes)
         .expect("random bytes");
     hex::encode(bytes)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind a free port").local_addr().expect("address").port()
-}
-
-/// The registry process; stopped by its PID (SIGTERM, then SIGKILL) when dropped, also on panic.
-struct Registry {
-    child: Child,
-    log_path: PathBuf,
-    address: SocketAddr,
-}
-
-impl Registry {
-    fn start(database_url: &str, dir: &Path) -> Self {
-        let secret_file = dir.join("hs256.secret");
-        let log_path = dir.join("registry.log");
-        let address: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("address");
-        let log = std::fs::File::create(&log_path).expect("registry log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_tfesi-registry"))
-            .env("TFESI_REGISTRY__DATABASE__URL", database_url)
-            .env("TFESI_REGISTRY__AUTH__HS256_SECRET_FILE", &secret_file)
-            .env("TFESI_REGISTRY__SERVER__LISTEN", address.to_string())
-            .env("TFESI_REGISTRY__TELEMETRY__LOG_FORMAT", "json")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .spawn()
-            .expect("start tfesi-registry");
-        Self { child, log_path, address }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log_path).unwrap_or_default()
-    }
-
-    fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("tfesi-registry exited ({status}); its log:\n{}", self.log());
-        }
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let asked = Instant::now();
-        while asked.elapsed() < Duration::from_secs(5) {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The bench's database and scratch directory; both removed when dropped, also on panic.
@@ -269,28 +211,9 @@ fn client(address: SocketAddr, token: &str) -> Client {
     RegistryClient::new(InterceptedService::new(channel, Outgoing::new(TokenSource::fixed(token.to_owned()))))
 }
 
-/// Waits until the registry answers an authenticated call (migrations applied, serving).
-async fn wait_ready(registry: &mut Registry, token: &str) {
-    let started = Instant::now();
-    loop {
-        registry.assert_running();
-        let mut probe = client(registry.address, token);
-        let answer = probe
-            .get_episode(registry::GetEpisodeRequest { episode_id: uuid::Uuid::new_v4().to_string() })
-            .await;
-        match answer {
-            Ok(_) => return,
-            Err(status) if status.code() == tonic::Code::NotFound => return,
-            Err(status) => {
-                assert!(
-                    started.elapsed() < START_WITHIN,
-                    "tfesi-registry did not answer within {START_WITHIN:?} ({status}); its log:\n{}",
-                    registry.log()
-                );
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+/// Panics with its log when the registry has exited.
+fn assert_running(registry: &mut ServiceProcess) {
+    assert!(!registry.has_exited(), "tfesi-registry exited during the bench; its log:\n{}", registry.log());
 }
 
 /// Creates `count` episodes with their injections on `injection_date`, with `clients` callers;
@@ -659,9 +582,25 @@ async fn main() {
         3600,
     )
     .expect("mint a token");
-    let mut registry = Registry::start(&url, &dir);
-    wait_ready(&mut registry, &token).await;
-    println!("followups: tfesi-registry (pid {}) on {} ready", registry.child.id(), registry.address);
+    // The release binary beside this bench (target/release), killed by its PID when dropped.
+    let secret_file = dir.join("hs256.secret").display().to_string();
+    let env: Vec<(String, String)> = [
+        ("TFESI_REGISTRY__DATABASE__URL", url.clone()),
+        ("TFESI_REGISTRY__AUTH__HS256_SECRET_FILE", secret_file),
+        ("TFESI_REGISTRY__TELEMETRY__LOG_FILTER", "warn".to_owned()),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value))
+    .collect();
+    let mut registry = ServiceProcess::start("tfesi-registry", "registry", &env);
+    let serving = wait_for_health(registry.address, "", ServingStatus::Serving, START_WITHIN).await;
+    assert_eq!(
+        serving,
+        Some(ServingStatus::Serving),
+        "tfesi-registry did not start; its log:\n{}",
+        registry.log()
+    );
+    println!("followups: tfesi-registry (pid {}) on {} ready", registry.pid(), registry.address);
 
     let pool =
         PgPoolOptions::new().max_connections(1).connect(&url).await.expect("connect to the bench database");
@@ -707,7 +646,7 @@ async fn main() {
                 0 => {
                     let episodes = episodes.clone();
                     let run = record(registry.address, &token, clients, episodes, follow_up_date, &tag).await;
-                    registry.assert_running();
+                    assert_running(&mut registry);
                     run
                 }
                 1 => run_pgbench(&pgbench, &url, &plain, clients, per_client).await,
