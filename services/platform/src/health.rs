@@ -129,11 +129,13 @@ impl Health {
     }
 }
 
-async fn set_all(reporter: &HealthReporter, services: &[String], status: ServingStatus) {
-    reporter.set_service_status("", status).await;
+/// Sets every named service, then the whole server (""): a client that sees "" SERVING finds
+/// each named service SERVING too.
+pub(crate) async fn set_all(reporter: &HealthReporter, services: &[String], status: ServingStatus) {
     for service in services {
         reporter.set_service_status(service, status).await;
     }
+    reporter.set_service_status("", status).await;
 }
 
 #[cfg(test)]

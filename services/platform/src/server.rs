@@ -117,6 +117,9 @@ impl GrpcServer {
         let auth = auth
             .context("GrpcServer::with_auth was not called: a server without an auth decision is refused")?;
         let (reporter, health_service) = tonic_health::server::health_reporter();
+        // tonic-health starts "" as SERVING and knows no named service: until the first check,
+        // every name says NOT_SERVING instead (never a premature SERVING or a NOT_FOUND).
+        crate::health::set_all(&reporter, &service_names, tonic_health::ServingStatus::NotServing).await;
         if let Some(health_address) = config.health_listen {
             let listener = bind(health_address, "server.health_listen").await?;
             tracing::info!(address = %health_address, "plaintext health port listening");
