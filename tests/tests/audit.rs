@@ -66,6 +66,12 @@ async fn reidentification_is_audited_under_the_callers_name_and_tampering_is_det
         .expect("identity");
     assert_eq!(identity.given_name, "Audit");
 
+    // Records are chained after their commit; verify chains what is committed, then checks.
+    let verified = tfesi_audit(&stack, &["verify"]).await;
+    let out = String::from_utf8_lossy(&verified.stdout);
+    assert!(verified.status.success(), "{out}{}", String::from_utf8_lossy(&verified.stderr));
+    assert!(out.contains("records  3") && out.contains("intact"), "{out}");
+
     let listed = tfesi_audit(&stack, &["list", "--json"]).await;
     assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
     let records: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json");
@@ -87,13 +93,9 @@ async fn reidentification_is_audited_under_the_callers_name_and_tampering_is_det
     assert_eq!(denied["purpose"], "token roles [app]");
     assert_eq!(records[2]["actor"], "ward-app");
     assert_eq!(records[2]["role"], "app");
+    assert!(resolved["hash"].is_string() && records[2]["prev_hash"].is_string(), "chained: {records:#?}");
     assert_eq!(resolved["prev_hash"], denied["hash"], "chained");
     assert_eq!(denied["prev_hash"], records[2]["hash"], "chained");
-
-    let verified = tfesi_audit(&stack, &["verify"]).await;
-    let out = String::from_utf8_lossy(&verified.stdout);
-    assert!(verified.status.success(), "{out}{}", String::from_utf8_lossy(&verified.stderr));
-    assert!(out.contains("records  3") && out.contains("intact"), "{out}");
 
     // The table refuses edits; a superuser who switches the refusal off is caught by verify.
     let pool = sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{}", stack.database))
@@ -105,9 +107,9 @@ async fn reidentification_is_audited_under_the_callers_name_and_tampering_is_det
     assert!(sqlx::query("DELETE FROM audit.log").execute(&pool).await.is_err(), "no deletes");
     assert!(sqlx::query("TRUNCATE audit.log").execute(&pool).await.is_err(), "no truncation");
     sqlx::raw_sql(
-        "ALTER TABLE audit.log DISABLE TRIGGER log_no_update_or_delete;
+        "ALTER TABLE audit.log DISABLE TRIGGER log_update_only_to_chain;
          UPDATE audit.log SET actor = 'someone-else' WHERE action = 'resolve_patient' AND actor = 'nurse-ann';
-         ALTER TABLE audit.log ENABLE TRIGGER log_no_update_or_delete;",
+         ALTER TABLE audit.log ENABLE TRIGGER log_update_only_to_chain;",
     )
     .execute(&pool)
     .await
@@ -118,5 +120,56 @@ async fn reidentification_is_audited_under_the_callers_name_and_tampering_is_det
     assert_eq!(broken.status.code(), Some(1), "verify must fail: {stderr}");
     let id = resolved["id"].as_i64().expect("id");
     assert!(stderr.contains(&format!("broken at record {id}")) && stderr.contains("altered"), "{stderr}");
+    stack.finish().await;
+}
+
+/// Records are chained by the services themselves shortly after they commit (not only by
+/// `tfesi audit verify`), and concurrent writers produce one unbroken chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_services_chain_concurrent_records_after_commit() {
+    const LOOKUPS: usize = 40;
+    let stack = Stack::start(&[]).await;
+    let channel = Stack::plain_channel(stack.ingest.address).await;
+    let app = stack.token("ward-app", &[Role::App]);
+    let lookups = (0..LOOKUPS).map(|index| {
+        let mut ingest = IngestClient::new(channel.clone());
+        let request = pb::LookupIdsRequest {
+            key: Some(pb::lookup_ids_request::Key::Mrn(format!("SYNTH-CHAIN-{index}"))),
+            create_patient_if_missing: true,
+            ..Default::default()
+        };
+        let request = with_token(request, &app);
+        async move { ingest.lookup_ids(request).await.map(|_| ()) }
+    });
+    for answered in futures::future::join_all(lookups).await {
+        answered.expect("lookup");
+    }
+
+    let pool = sqlx::PgPool::connect(&format!("postgres://postgres@127.0.0.1:5432/{}", stack.database))
+        .await
+        .expect("database");
+    let count = |sql: &'static str| {
+        let pool = pool.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.expect("count") }
+    };
+    let started = std::time::Instant::now();
+    while count("SELECT count(*) FROM audit.log WHERE hash IS NULL").await > 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the services left records unchained for 10 s (chainer interval {:?})",
+            tfesi_platform::audit::CHAIN_INTERVAL
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let records = count("SELECT count(*) FROM audit.log").await;
+    assert!(records >= LOOKUPS as i64, "one record per lookup at least: {records}");
+    assert_eq!(count("SELECT max(seq) FROM audit.log").await, records, "seq is 1..n without gaps");
+    pool.close().await;
+
+    let verified = tfesi_audit(&stack, &["verify"]).await;
+    let out = String::from_utf8_lossy(&verified.stdout);
+    assert!(verified.status.success(), "{out}{}", String::from_utf8_lossy(&verified.stderr));
+    assert!(out.contains(&format!("records  {records}")) && out.contains("intact"), "{out}");
+    assert!(!out.contains("pending"), "{out}");
     stack.finish().await;
 }

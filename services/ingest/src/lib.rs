@@ -98,7 +98,7 @@ pub async fn run(
 
     let served = tfesi_platform::GrpcServer::new(&config.server, health)
         .with_auth(&config.auth)?
-        .audit_refusals("ingest", pool.clone())
+        .audit("ingest", pool.clone())
         .with_descriptor_set(tfesi_proto::FILE_DESCRIPTOR_SET)
         .add_service(
             tfesi_proto::ingest::v1::ingest_server::IngestServer::new(api)

@@ -1,11 +1,20 @@
 //! The platform's audit log (`audit.log`, migration 0400): who did what to which record, in
 //! which role, when, and how it ended, for every RPC that reads PHI or writes clinical data.
 //!
-//! Records are appended in the caller's transaction, so a request whose audit record cannot
-//! be written fails as a whole, and a record exists exactly when the work it records was
-//! committed. Each record carries the SHA-256 of the previous record's hash and its own
-//! fields; [`verify`] recomputes the chain and names the first record that does not match.
-//! A transaction-scoped advisory lock serializes appends, so the chain order is the id order.
+//! Records are inserted in the caller's transaction ([`append`]), so a request whose audit
+//! record cannot be written fails as a whole, and a record exists exactly when the work it
+//! records was committed. They are chained after the commit ([`chain_pending`], which every
+//! service writing the log runs in the background through [`run_chainer`], and which
+//! `tfesi audit verify` runs first): under a transaction-scoped advisory lock each committed,
+//! unchained record gets its chain position `seq`, the previous record's hash and its own,
+//! SHA-256 over that and its fields. [`verify`] recomputes the chain in `seq` order and names
+//! the first record that does not match.
+//!
+//! Why after the commit: chaining inside the request's transaction held the lock until commit,
+//! so every auditable request of every service committed one at a time, one WAL flush each
+//! (migration 0401 gives the figures). The price is a short window (the chainer's interval,
+//! [`CHAIN_INTERVAL`]) in which a committed record is not yet protected by the chain; the
+//! append-only triggers still refuse any change but the chaining itself.
 //! Targets name surrogate ids only (`episode:<uuid>`), never a hospital identifier.
 
 use chrono::{DateTime, SubsecRound as _, Utc};
@@ -13,8 +22,12 @@ use futures::TryStreamExt as _;
 use sha2::{Digest as _, Sha256};
 use sqlx::{PgConnection, PgPool, Row as _};
 
-/// Key of the advisory lock that serializes appends (arbitrary, fixed: "tfesiaud").
+/// Key of the advisory lock that serializes chaining (arbitrary, fixed: "tfesiaud").
 const CHAIN_LOCK: i64 = 0x7466_6573_6961_7564;
+/// How often [`run_chainer`] chains what was committed since its last pass.
+pub const CHAIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+/// Most records one chaining transaction takes (the rest wait for the next one).
+const CHAIN_BATCH: i64 = 2_000;
 /// The `prev_hash` of the first record.
 pub const GENESIS: [u8; 32] = [0; 32];
 
@@ -40,8 +53,10 @@ pub struct AuditRecord<'a> {
 /// A stored record with its chain fields.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct StoredRecord {
-    /// Position in the chain.
+    /// Insertion order.
     pub id: i64,
+    /// Position in the chain; `None` until the record is chained (shortly after its commit).
+    pub seq: Option<i64>,
     /// When it was appended (microsecond precision).
     pub at: DateTime<Utc>,
     /// Writer service.
@@ -58,10 +73,25 @@ pub struct StoredRecord {
     pub outcome: String,
     /// Purpose.
     pub purpose: Option<String>,
-    /// Hash of the previous record (hex).
-    pub prev_hash: String,
-    /// This record's hash (hex).
-    pub hash: String,
+    /// Hash of the previous record (hex), once chained.
+    pub prev_hash: Option<String>,
+    /// This record's hash (hex), once chained.
+    pub hash: Option<String>,
+}
+
+impl StoredRecord {
+    /// The fields the hash covers.
+    pub fn fields(&self) -> AuditRecord<'_> {
+        AuditRecord {
+            service: &self.service,
+            actor: &self.actor,
+            role: &self.role,
+            action: &self.action,
+            target: &self.target,
+            outcome: &self.outcome,
+            purpose: self.purpose.as_deref(),
+        }
+    }
 }
 
 fn put(hasher: &mut Sha256, field: &[u8]) {
@@ -89,24 +119,15 @@ pub fn chain_hash(prev: &[u8], id: i64, at: DateTime<Utc>, record: &AuditRecord<
     hasher.finalize().into()
 }
 
-/// Appends `record` in the transaction of `conn` and returns its id. Call it inside the
-/// transaction of the work it records, as late as possible (the chain lock is held until
-/// commit).
+/// Inserts `record`, unchained, in the transaction of `conn` and returns its id. One statement
+/// and no lock: concurrent requests commit (and share WAL flushes) as they would without an
+/// audit log. The record is chained once the transaction has committed ([`chain_pending`]).
 pub async fn append(conn: &mut PgConnection, record: &AuditRecord<'_>) -> Result<i64, sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHAIN_LOCK).execute(&mut *conn).await?;
-    let prev: Option<Vec<u8>> = sqlx::query_scalar("SELECT hash FROM audit.log ORDER BY id DESC LIMIT 1")
-        .fetch_optional(&mut *conn)
-        .await?;
-    let prev = prev.unwrap_or_else(|| GENESIS.to_vec());
-    let id: i64 = sqlx::query_scalar("SELECT nextval('audit.log_id_seq')").fetch_one(&mut *conn).await?;
-    let at = Utc::now().trunc_subsecs(6);
-    let hash = chain_hash(&prev, id, at, record);
-    sqlx::query(
-        "INSERT INTO audit.log (id, at, service, actor, role, action, target, outcome, purpose, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    sqlx::query_scalar(
+        "INSERT INTO audit.log (at, service, actor, role, action, target, outcome, purpose) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
     )
-    .bind(id)
-    .bind(at)
+    .bind(Utc::now().trunc_subsecs(6))
     .bind(record.service)
     .bind(record.actor)
     .bind(record.role)
@@ -114,11 +135,90 @@ pub async fn append(conn: &mut PgConnection, record: &AuditRecord<'_>) -> Result
     .bind(record.target)
     .bind(record.outcome)
     .bind(record.purpose)
-    .bind(&prev)
-    .bind(hash.as_slice())
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
+    .await
+}
+
+/// Chains every committed, unchained record (in id order, a batch of at most a few thousand
+/// per transaction) and returns how many it chained. Safe to run anywhere at any time: the
+/// advisory lock lets one chainer work at a time, and a record still uncommitted when it looks
+/// is chained by a later pass.
+pub async fn chain_pending(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let mut chained = 0;
+    loop {
+        let batch = chain_batch(pool).await?;
+        chained += batch;
+        if batch < CHAIN_BATCH as u64 {
+            return Ok(chained);
+        }
+    }
+}
+
+async fn chain_batch(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    // The idle case, every interval of every writer: one index probe, no transaction, no lock.
+    let waiting: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM audit.log WHERE hash IS NULL)")
+        .fetch_one(pool)
+        .await?;
+    if !waiting {
+        return Ok(0);
+    }
+    let mut transaction = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHAIN_LOCK).execute(&mut *transaction).await?;
+    let head: Option<(i64, Vec<u8>)> =
+        sqlx::query_as("SELECT seq, hash FROM audit.log WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *transaction)
+            .await?;
+    let (mut seq, mut prev) = head.unwrap_or((0, GENESIS.to_vec()));
+    let query = format!("SELECT {RECORD_COLUMNS} FROM audit.log WHERE hash IS NULL ORDER BY id LIMIT $1");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(query)).bind(CHAIN_BATCH).fetch_all(&mut *transaction).await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let (mut ids, mut seqs, mut prevs, mut hashes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for row in &rows {
+        let record = unchained(row)?;
+        let hash = chain_hash(&prev, record.id, record.at, &record.fields());
+        seq += 1;
+        ids.push(record.id);
+        seqs.push(seq);
+        prevs.push(std::mem::replace(&mut prev, hash.to_vec()));
+        hashes.push(hash.to_vec());
+    }
+    sqlx::query(
+        "UPDATE audit.log AS log SET seq = chained.seq, prev_hash = chained.prev_hash, hash = chained.hash \
+         FROM UNNEST($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[]) AS chained (id, seq, prev_hash, hash) \
+         WHERE log.id = chained.id",
+    )
+    .bind(&ids)
+    .bind(&seqs)
+    .bind(&prevs)
+    .bind(&hashes)
+    .execute(&mut *transaction)
     .await?;
-    Ok(id)
+    transaction.commit().await?;
+    Ok(rows.len() as u64)
+}
+
+/// Chains committed records every [`CHAIN_INTERVAL`] until `shutdown`, then once more. Errors
+/// (Postgres away) are logged and retried at the next interval: records wait, unchained but
+/// stored, and nothing is lost.
+pub async fn run_chainer(pool: PgPool, shutdown: crate::Shutdown) {
+    let mut ticks = tokio::time::interval(CHAIN_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = &mut stop => break,
+        }
+        if let Err(error) = chain_pending(&pool).await {
+            tracing::warn!(%error, "cannot chain audit records yet; retrying");
+        }
+    }
+    if let Err(error) = chain_pending(&pool).await {
+        tracing::warn!(%error, "cannot chain the last audit records; the next chainer will");
+    }
 }
 
 /// Writes every refusal of an authenticated caller (a valid token without a role the policy
@@ -201,13 +301,29 @@ pub struct Verification {
     pub records: u64,
     /// Hash of the last record (hex), the value to keep elsewhere to detect truncation.
     pub head: Option<String>,
-    /// The first record that breaks the chain and why; `None` when the chain holds.
+    /// The first record that breaks the chain (its id) and why; `None` when the chain holds.
     pub broken: Option<(i64, String)>,
+    /// Records committed but not chained yet when the check ended.
+    pub unchained: u64,
 }
 
 fn stored(row: &sqlx::postgres::PgRow) -> Result<StoredRecord, sqlx::Error> {
+    let hex_of = |column: &str| -> Result<Option<String>, sqlx::Error> {
+        Ok(row.try_get::<Option<Vec<u8>>, _>(column)?.map(hex::encode))
+    };
+    Ok(StoredRecord {
+        seq: row.try_get("seq")?,
+        prev_hash: hex_of("prev_hash")?,
+        hash: hex_of("hash")?,
+        ..unchained(row)?
+    })
+}
+
+/// A row's record fields, without its chain fields.
+fn unchained(row: &sqlx::postgres::PgRow) -> Result<StoredRecord, sqlx::Error> {
     Ok(StoredRecord {
         id: row.try_get("id")?,
+        seq: None,
         at: row.try_get("at")?,
         service: row.try_get("service")?,
         actor: row.try_get("actor")?,
@@ -216,16 +332,19 @@ fn stored(row: &sqlx::postgres::PgRow) -> Result<StoredRecord, sqlx::Error> {
         target: row.try_get("target")?,
         outcome: row.try_get("outcome")?,
         purpose: row.try_get("purpose")?,
-        prev_hash: hex::encode(row.try_get::<Vec<u8>, _>("prev_hash")?),
-        hash: hex::encode(row.try_get::<Vec<u8>, _>("hash")?),
+        prev_hash: None,
+        hash: None,
     })
 }
 
-const COLUMNS: &str = "id, at, service, actor, role, action, target, outcome, purpose, prev_hash, hash";
+/// The columns a record's hash covers, with its id.
+const RECORD_COLUMNS: &str = "id, at, service, actor, role, action, target, outcome, purpose";
+const COLUMNS: &str = "id, seq, at, service, actor, role, action, target, outcome, purpose, prev_hash, hash";
 
-/// Recomputes the whole chain in id order, streaming.
+/// Recomputes the whole chain in `seq` order, streaming, and counts the records not chained
+/// yet. Read-only; run [`chain_pending`] first to check everything committed so far.
 pub async fn verify(pool: &PgPool) -> Result<Verification, sqlx::Error> {
-    let query = format!("SELECT {COLUMNS} FROM audit.log ORDER BY id");
+    let query = format!("SELECT {COLUMNS} FROM audit.log WHERE seq IS NOT NULL ORDER BY seq");
     let mut rows = sqlx::query(sqlx::AssertSqlSafe(query)).fetch(pool);
     let mut expected_prev = GENESIS.to_vec();
     let mut records = 0_u64;
@@ -237,25 +356,29 @@ pub async fn verify(pool: &PgPool) -> Result<Verification, sqlx::Error> {
         let hash: Vec<u8> = row.try_get("hash")?;
         if prev != expected_prev {
             let reason = "its prev_hash is not the previous record's hash (a record was removed or inserted)";
-            return Ok(Verification { records, head, broken: Some((record.id, reason.to_owned())) });
+            return Ok(Verification {
+                records,
+                head,
+                broken: Some((record.id, reason.to_owned())),
+                unchained: 0,
+            });
         }
-        let fields = AuditRecord {
-            service: &record.service,
-            actor: &record.actor,
-            role: &record.role,
-            action: &record.action,
-            target: &record.target,
-            outcome: &record.outcome,
-            purpose: record.purpose.as_deref(),
-        };
-        if chain_hash(&prev, record.id, record.at, &fields).as_slice() != hash.as_slice() {
+        if chain_hash(&prev, record.id, record.at, &record.fields()).as_slice() != hash.as_slice() {
             let reason = "its hash does not match its fields (the record was altered)";
-            return Ok(Verification { records, head, broken: Some((record.id, reason.to_owned())) });
+            return Ok(Verification {
+                records,
+                head,
+                broken: Some((record.id, reason.to_owned())),
+                unchained: 0,
+            });
         }
-        head = Some(record.hash);
+        head = record.hash;
         expected_prev = hash;
     }
-    Ok(Verification { records, head, broken: None })
+    drop(rows);
+    let unchained: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit.log WHERE hash IS NULL").fetch_one(pool).await?;
+    Ok(Verification { records, head, broken: None, unchained: u64::try_from(unchained).unwrap_or(0) })
 }
 
 /// Filters of [`query`]; empty fields match everything.

@@ -49,6 +49,7 @@ pub struct GrpcServer {
     health: Health,
     auth: Option<Arc<Authenticator>>,
     refusals: Option<Arc<dyn tfesi_auth::RefusalSink>>,
+    audit_pool: Option<sqlx::PgPool>,
 }
 
 impl GrpcServer {
@@ -62,6 +63,7 @@ impl GrpcServer {
             health,
             auth: None,
             refusals: None,
+            audit_pool: None,
         }
     }
 
@@ -83,11 +85,15 @@ impl GrpcServer {
         Ok(self)
     }
 
-    /// Writes every request refused to a caller with a valid token (PERMISSION_DENIED) to the
-    /// audit log of `pool` as written by `service`, before the refusal is answered.
+    /// Declares that this service writes the audit log in `pool` (as `service`): every request
+    /// refused to a caller with a valid token (PERMISSION_DENIED) is recorded before the refusal
+    /// is answered, and while the server runs it chains committed records
+    /// ([`crate::audit::run_chainer`]; every writer runs one, so records are chained while any
+    /// of them is up).
     #[must_use]
-    pub fn audit_refusals(mut self, service: &'static str, pool: sqlx::PgPool) -> Self {
-        self.refusals = Some(Arc::new(crate::audit::RefusalAudit::new(service, pool)));
+    pub fn audit(mut self, service: &'static str, pool: sqlx::PgPool) -> Self {
+        self.refusals = Some(Arc::new(crate::audit::RefusalAudit::new(service, pool.clone())));
+        self.audit_pool = Some(pool);
         self
     }
 
@@ -113,7 +119,8 @@ impl GrpcServer {
     /// Serves until `shutdown`, then stops accepting, reports NOT_SERVING, and waits up to the
     /// drain timeout for requests in flight.
     pub async fn serve(self, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
-        let Self { config, mut routes, service_names, descriptor_sets, health, auth, refusals } = self;
+        let Self { config, mut routes, service_names, descriptor_sets, health, auth, refusals, audit_pool } =
+            self;
         let auth = auth
             .context("GrpcServer::with_auth was not called: a server without an auth decision is refused")?;
         let (reporter, health_service) = tonic_health::server::health_reporter();
@@ -147,6 +154,9 @@ impl GrpcServer {
 
         let address = listener.local_addr()?;
         tokio::spawn(health.drive(reporter, service_names.clone(), shutdown.clone()));
+        if let Some(pool) = audit_pool {
+            tokio::spawn(crate::audit::run_chainer(pool, shutdown.clone()));
+        }
         tracing::info!(%address, services = ?service_names, "grpc server listening");
 
         let routes: Routes = routes.routes();

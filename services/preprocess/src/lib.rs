@@ -86,7 +86,7 @@ pub async fn run(
     let api = grpc::PreprocessApi { pool, stream, upstream, cache: Some(cache), objects, limits, stats };
     let served = tfesi_platform::GrpcServer::new(&config.server, health)
         .with_auth(&config.auth)?
-        .audit_refusals("preprocess", api.pool.clone())
+        .audit("preprocess", api.pool.clone())
         .with_descriptor_set(tfesi_proto::FILE_DESCRIPTOR_SET)
         .add_service(
             tfesi_proto::preprocess::v1::preprocess_server::PreprocessServer::new(api)

@@ -2,8 +2,9 @@
 //! on 127.0.0.1 beside pgbench running the equivalent insert (one follow-up-like row plus one
 //! event row per transaction) on the same Postgres, in the same database, with the same number of
 //! concurrent clients and the same number of transactions, in alternating rounds. A third system,
-//! pgbench with the same script plus an audit-chain append under one advisory lock (as
-//! `tfesi_platform::audit::append` does), shows what serializing every write costs; a fourth,
+//! pgbench with the same script plus an audit-chain append under one advisory lock held to commit
+//! (how `tfesi_platform::audit::append` chained before migration 0401), shows what serializing
+//! every write costs, and why records are now chained after the commit; a fourth,
 //! pgbench running the registry's whole RecordFollowUp transaction statement by statement, shows
 //! what the transaction itself allows without gRPC, auth or Rust in the way.
 //! Prints tables; writes bench/results/registry-followups.json.
@@ -421,8 +422,8 @@ CREATE TABLE bench_pgbench.audit (
     at          timestamptz NOT NULL DEFAULT now(),
     action      text NOT NULL,
     target      text NOT NULL,
-    prev_hash   bytea NOT NULL,
-    hash        bytea NOT NULL
+    prev_hash   bytea,
+    hash        bytea
 );
 ";
 
@@ -437,7 +438,8 @@ END;
 ";
 
 /// The same, plus an audit record chained to the previous one under a transaction-scoped
-/// advisory lock, as `tfesi_platform::audit::append` does (as late as possible: held to commit).
+/// advisory lock held to commit: how `tfesi_platform::audit::append` worked before migration
+/// 0401 (kept to show what that design cost).
 const PGBENCH_CHAINED: &str = r"\set leg random(0, 10)
 \set back random(0, 10)
 \set pgic random(1, 7)
@@ -451,10 +453,10 @@ END;
 
 /// The registry's RecordFollowUp transaction, statement by statement, on the scratch tables (the
 /// reads of the episode and injection are stand-ins of the same round-trip count): claim the
-/// idempotency key, read, insert the follow-up and its event, append an audit record (lock,
-/// previous hash, id, insert), complete the episode (update, status history row, its event and
-/// second audit record), store the answer under the key, commit. 20 statements, 12 of them
-/// (commit included) with the chain lock held. Not included: the label read after the commit.
+/// idempotency key, read, insert the follow-up and its event, append an audit record (one insert,
+/// unchained: chaining happens after the commit), complete the episode (update, status history
+/// row, its event and second audit record), store the answer under the key, commit. 14
+/// statements, no lock. Not included: the label read after the commit.
 const PGBENCH_SHAPED: &str = r"\set leg random(0, 10)
 \set back random(0, 10)
 \set pgic random(1, 7)
@@ -465,17 +467,11 @@ SELECT EXISTS (SELECT 1 FROM bench_pgbench.follow_ups WHERE episode_id = ':eid' 
 SELECT current_date - 61 AS injection_date;
 INSERT INTO bench_pgbench.follow_ups (follow_up_id, episode_id, version, is_current, amendment_reason, follow_up_date, days_since_injection, in_window, out_of_window_accepted, leg_nrs, back_nrs, pgic, analgesic_change, repeat_injection, surgery, adverse_events, adverse_event_note, method, entered_by) VALUES (gen_random_uuid(), ':eid', 1, true, NULL, current_date - 1, 60, true, false, :leg, :back, :pgic, NULL, NULL, NULL, '{}', '', 'phone', 'bench-nurse-01') RETURNING follow_up_id AS fid \gset
 INSERT INTO bench_pgbench.events (episode_id, kind, subject) VALUES (':eid', 'follow_up_recorded', ':fid');
-SELECT pg_advisory_xact_lock(8387502902387766628);
-SELECT encode(coalesce((SELECT hash FROM bench_pgbench.audit ORDER BY id DESC LIMIT 1), '\x00'::bytea), 'hex') AS prev \gset
-SELECT nextval('bench_pgbench.audit_id_seq') AS aid \gset
-INSERT INTO bench_pgbench.audit (id, action, target, prev_hash, hash) VALUES (:aid, 'follow_up_recorded', 'episode:' || ':eid', decode(':prev', 'hex'), sha256(decode(':prev', 'hex') || convert_to(':fid', 'UTF8')));
+INSERT INTO bench_pgbench.audit (action, target) VALUES ('follow_up_recorded', 'episode:' || ':eid');
 UPDATE bench_pgbench.idempotency_keys SET created_at = now() WHERE method = 'RecordFollowUp' AND idempotency_key = ':ikey';
 INSERT INTO bench_pgbench.events (episode_id, kind, subject) VALUES (':eid', 'status_changed', 'completed');
 INSERT INTO bench_pgbench.events (episode_id, kind, subject) VALUES (':eid', 'status_changed', ':fid');
-SELECT pg_advisory_xact_lock(8387502902387766628);
-SELECT encode(coalesce((SELECT hash FROM bench_pgbench.audit ORDER BY id DESC LIMIT 1), '\x00'::bytea), 'hex') AS prev \gset
-SELECT nextval('bench_pgbench.audit_id_seq') AS aid \gset
-INSERT INTO bench_pgbench.audit (id, action, target, prev_hash, hash) VALUES (:aid, 'status_changed', 'episode:' || ':eid', decode(':prev', 'hex'), sha256(decode(':prev', 'hex') || convert_to(':fid', 'UTF8')));
+INSERT INTO bench_pgbench.audit (action, target) VALUES ('status_changed', 'episode:' || ':eid');
 UPDATE bench_pgbench.idempotency_keys SET response = jsonb_build_object('follow_up_id', ':fid') WHERE method = 'RecordFollowUp' AND idempotency_key = ':ikey';
 END;
 ";

@@ -28,7 +28,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> a
     let service = grpc::RegistryService::new(store, hub);
     GrpcServer::new(&config.server, health)
         .with_auth(&config.auth)?
-        .audit_refusals("registry", pool.clone())
+        .audit("registry", pool.clone())
         .with_descriptor_set(tfesi_proto::FILE_DESCRIPTOR_SET)
         .add_service(
             RegistryServer::new(service)

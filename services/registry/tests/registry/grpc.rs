@@ -415,8 +415,11 @@ async fn an_empty_entered_by_is_the_callers_subject_and_every_clinical_write_is_
             .iter()
             .all(|(_, actor, target)| actor == "anonymous" && *target == format!("episode:{episode_id}"))
     );
+    // Records are chained after commit, by the service every 200 ms; chain now so the check is
+    // not a race with it.
+    tfesi_platform::audit::chain_pending(&pool).await.unwrap();
     let verified = tfesi_platform::audit::verify(&pool).await.unwrap();
-    assert_eq!((verified.records, verified.broken), (4, None));
+    assert_eq!((verified.records, verified.broken, verified.unchained), (4, None, 0));
     pool.close().await;
     app.stop().await;
 }
