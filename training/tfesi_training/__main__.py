@@ -4,9 +4,15 @@
                                     [--snapshot ID] [--image-only] [--no-register] [--seed N]
     python -m tfesi_training fetch  [--config FILE] [--snapshot ID] --out DIR
     python -m tfesi_training show-config [--config FILE]
+    python -m tfesi_training evaluate --eval PARQUET TENSOR_DIR --key CSV --train PARQUET
+                                      --model [NAME=]DIR [--model [NAME=]DIR ...] [--out FILE.json]
+                                      [--batch-size N] [--threads N]
 
 Online runs use the stack named by TFESI_CLIENT_{INGEST,PREPROCESS,INFERENCE,REGISTRY} (default
 127.0.0.1:50051..50054, `tfesi dev`) with the token in TFESI_CLIENT_TOKEN (`tfesi token`).
+`evaluate` scores trained models on an independent cohort (its offline export, tensors and
+`tfesi demo --cohort-key` file) next to a clinical-only logistic regression fitted on the training
+cohort's export and the generator's Bayes probabilities; it needs no stack and no PyTorch.
 Run from training/ or with training/ on PYTHONPATH (training/README.md).
 """
 
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import pathlib
 import sys
@@ -40,7 +47,42 @@ def _parser() -> argparse.ArgumentParser:
             command.add_argument("--no-register", action="store_true", help="do not register the model")
             command.add_argument("--seed", type=int, help="training seed (overrides [train] seed)")
             command.add_argument("--name", help="model name (overrides [model] name)")
+    evaluate = commands.add_parser("evaluate", help="score models on an independent cohort against the references")
+    evaluate.add_argument("--eval", nargs=2, required=True, metavar=("PARQUET", "TENSOR_DIR"),
+                          help="the evaluation cohort's snapshot export and tensor cache (every labeled row is used)")
+    evaluate.add_argument("--key", required=True, metavar="CSV", help="its cohort key (tfesi demo --cohort-key)")
+    evaluate.add_argument("--model", action="append", required=True, metavar="[NAME=]DIR",
+                          help="a model directory (model.onnx + model.json); repeatable")
+    evaluate.add_argument("--train", required=True, metavar="PARQUET",
+                          help="the training cohort's snapshot export (fits the clinical-only reference)")
+    evaluate.add_argument("--out", metavar="FILE.json", help="report (default: data/evaluation/<UTC time>.json)")
+    evaluate.add_argument("--batch-size", type=int, default=16, help="rows per ONNX Runtime call (default 16)")
+    evaluate.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default 1)")
     return parser
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    """The evaluate command: needs onnxruntime and scikit-learn, not PyTorch."""
+    missing = [name for name in ("onnxruntime", "sklearn", "pyarrow") if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f"evaluate needs {', '.join(missing)}: run scripts/setup-training.sh and use "
+              ".venv-training/bin/python", file=sys.stderr)
+        return 3
+    from tfesi_training.evaluate import evaluate_cohort, format_table, parse_model_argument, write_report
+
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = pathlib.Path(args.out or f"data/evaluation/{stamp}.json")
+    started = time.perf_counter()
+    try:
+        report = evaluate_cohort(args.eval[0], args.eval[1], args.key, [parse_model_argument(m) for m in args.model],
+                                 args.train, batch_size=args.batch_size, threads=args.threads)
+    except (ValueError, OSError) as error:  # EvaluationError and the data checks' ValueErrors; unreadable files
+        print(f"evaluate: {error}", file=sys.stderr)
+        return 2
+    write_report(report, out)
+    print(format_table(report))
+    print(f"report: {out} ({time.perf_counter() - started:.1f} s)")
+    return 0
 
 
 def _apply(args: argparse.Namespace, config: Config) -> Config:
@@ -69,6 +111,8 @@ def _client():  # type: ignore[no-untyped-def]
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "evaluate":
+        return _evaluate(args)
     try:
         config = _apply(args, load_config(args.config))
     except ConfigError as error:

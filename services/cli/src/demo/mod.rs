@@ -9,6 +9,7 @@
 //! Everything it creates is synthetic (patients `SYNTHETIC^PATIENT....`, MRNs `SYN...`).
 
 mod scu;
+mod send;
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
@@ -28,18 +29,20 @@ use tfesi_proto::preprocess::v1 as preprocess;
 use tfesi_proto::preprocess::v1::preprocess_client::PreprocessClient;
 use tfesi_proto::registry::v1 as registry;
 use tfesi_proto::registry::v1::registry_client::RegistryClient;
-use tfesi_synth::PatientStudy;
+use tfesi_synth::CohortRow;
+use tfesi_synth::DicomFile;
 use tfesi_synth::api::{self as synth_api, FollowUpAction};
 
 use crate::dev::{EmbeddedStack, StackConfigs};
 use crate::endpoints::{AuthChannel, Endpoints, call_failed, describe};
-use crate::ingest_cmd::{self, Source};
 
 /// Options of `tfesi demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Synthetic patients, one MR study each (half go over DICOM C-STORE, half over gRPC).
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(2..=500))]
+    /// Synthetic patients, one MR study each (half go over DICOM C-STORE, half over gRPC). The
+    /// images are rendered and sent a few dozen studies at a time, so memory does not grow with
+    /// the cohort.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(2..=5000))]
     pub patients: u32,
     /// Cohort seed; by default a new one each run (printed, so a run can be repeated).
     #[arg(long)]
@@ -54,9 +57,15 @@ pub struct DemoArgs {
     /// Data directory of the stack the demo starts when none answers.
     #[arg(long, default_value = "data/demo")]
     pub data_dir: PathBuf,
-    /// How long to wait for every prediction, seconds.
+    /// How long to wait for every prediction once the last study is sent, seconds.
     #[arg(long, default_value_t = 300)]
     pub wait_s: u64,
+    /// Also write the cohort's key (CSV): each patient's episode and study ids beside what only
+    /// the generator knows (its true probability of a good outcome, the best clinical-only
+    /// probability, the drawn outcome and the label), for evaluating models against the
+    /// Bayes-optimal AUC.
+    #[arg(long)]
+    pub cohort_key: Option<PathBuf>,
 }
 
 /// The stack the demo ran against.
@@ -151,7 +160,10 @@ struct DemoReport {
 
 /// One synthetic patient as it goes through the platform.
 struct Patient {
-    study: PatientStudy,
+    /// The generator's row (dates shifted to the past).
+    row: CohortRow,
+    /// The study's DICOM files while its chunk is being sent, then none.
+    files: Vec<DicomFile>,
     over_dicom: bool,
     patient_id: String,
     episode_id: String,
@@ -285,6 +297,7 @@ async fn demo(endpoints: &Endpoints, args: &DemoArgs) -> anyhow::Result<DemoRepo
             seed: args.seed,
             patients: args.patients,
             wait_s: args.wait_s,
+            cohort_key: args.cohort_key.clone(),
         };
         let outcome = exercise(&embedded, &args, seed, report, stages, started).await;
         match (outcome, stack.failure_now().await) {
@@ -363,26 +376,25 @@ async fn exercise(
     let mut clients = connect(endpoints).await?;
 
     let stage = Instant::now();
-    let mut studies = generate(seed, args.patients).await?;
-    stages.record("generate cohort", studies.len(), stage);
+    let mut rows = cohort_rows(seed, args.patients).await?;
+    stages.record("draw cohort rows", rows.len(), stage);
     // Follow-ups are played now: the cohort's calendar moves back so that its last date is
     // yesterday at the latest (the registry refuses dates in the future).
     let today = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|since| i64::try_from(since.as_secs() / 86_400).unwrap_or(i64::MAX))
         .unwrap_or(0);
-    let dates_shifted_days = synth_api::shift_to_end_by(
-        studies.iter().map(|study| &study.row),
-        tfesi_synth::calendar::Date::from_days(today - 1),
-    );
-    for study in &mut studies {
-        synth_api::shift_dates(&mut study.row, dates_shifted_days);
+    let dates_shifted_days =
+        synth_api::shift_to_end_by(rows.iter(), tfesi_synth::calendar::Date::from_days(today - 1));
+    for row in &mut rows {
+        synth_api::shift_dates(row, dates_shifted_days);
     }
-    let mut patients: Vec<Patient> = studies
+    let mut patients: Vec<Patient> = rows
         .into_iter()
         .enumerate()
-        .map(|(index, study)| Patient {
-            study,
+        .map(|(index, row)| Patient {
+            row,
+            files: Vec::new(),
             over_dicom: index % 2 == 0,
             patient_id: String::new(),
             episode_id: String::new(),
@@ -390,32 +402,13 @@ async fn exercise(
             linked: false,
         })
         .collect();
-    let instances: u64 = patients.iter().map(|patient| patient.study.files.len() as u64).sum();
 
     let stage = Instant::now();
     register(&mut clients, seed, &mut patients).await?;
     stages.record("register episodes", patients.len(), stage);
 
-    let mut counts = StudyCounts { instances, ..StudyCounts::default() };
-    let stage = Instant::now();
-    let (sent, warnings) = send_dicom(args, &clients, &mut patients).await?;
-    counts.over_dicom = patients.iter().filter(|patient| patient.over_dicom).count() as u64;
-    counts.instance_warnings += warnings;
-    stages.record("C-STORE (DICOM)", sent, stage);
-
-    let stage = Instant::now();
-    let (sent, warnings) = send_grpc(&clients, &mut patients).await?;
-    counts.over_grpc = patients.iter().filter(|patient| !patient.over_dicom).count() as u64;
-    counts.instance_warnings += warnings;
-    stages.record("upload (gRPC)", sent, stage);
-    for patient in &mut patients {
-        // The images are stored: keep only the cohort rows.
-        patient.study.files = Vec::new();
-    }
-
-    let stage = Instant::now();
-    complete(&mut clients, &mut patients).await?;
-    stages.record("link + complete", patients.len(), stage);
+    let mut counts = StudyCounts::default();
+    stages.0.extend(send::send_cohort(args, &mut clients, seed, &mut patients, &mut counts).await?);
 
     let stage = Instant::now();
     let predictions = wait_for_predictions(&mut clients, &patients, Duration::from_secs(args.wait_s)).await?;
@@ -430,6 +423,9 @@ async fn exercise(
     let stage = Instant::now();
     let snapshot = snapshot(&mut clients, seed).await?;
     stages.record("snapshot", 1, stage);
+    if let Some(path) = &args.cohort_key {
+        write_cohort_key(path, seed, &patients)?;
+    }
     let stage = Instant::now();
     let performance = performance(&mut clients).await?;
     stages.record("performance", 1, stage);
@@ -461,38 +457,52 @@ async fn exercise(
     })
 }
 
-/// Generates the cohort on every core, in patient order.
-async fn generate(seed: u64, patients: u32) -> anyhow::Result<Vec<PatientStudy>> {
-    let progress = bar(u64::from(patients), "generating (synthetic)");
-    let workers = std::thread::available_parallelism().map(usize::from).unwrap_or(2);
-    let mut running = tokio::task::JoinSet::new();
-    let mut next = 0_u32;
-    let mut done: Vec<Option<PatientStudy>> = (0..patients).map(|_| None).collect();
-    loop {
-        while running.len() < workers && next < patients {
-            let index = next;
-            running.spawn_blocking(move || {
-                (index, tfesi_synth::generate_patient(seed, index, &tfesi_synth::PatientOptions::default()))
-            });
-            next += 1;
-        }
-        let Some(joined) = running.join_next().await else { break };
-        let (index, study) = joined.context("a generator task failed")?;
-        let study = study.with_context(|| format!("cannot generate synthetic patient {index}"))?;
-        if let Some(slot) = done.get_mut(index as usize) {
-            *slot = Some(study);
-        }
-        progress.inc(1);
+/// Every patient's cohort row, drawn without rendering images (fast), in patient order.
+async fn cohort_rows(seed: u64, patients: u32) -> anyhow::Result<Vec<CohortRow>> {
+    tokio::task::spawn_blocking(move || {
+        let options = tfesi_synth::PatientOptions::default();
+        (0..patients).map(|index| tfesi_synth::patient_row(seed, index, &options)).collect()
+    })
+    .await
+    .context("drawing the cohort rows failed")
+}
+
+/// Writes the cohort key: one CSV line per patient joining the platform's ids to what only the
+/// generator knows. Synthetic data only; it holds no identifier of a real person.
+fn write_cohort_key(path: &std::path::Path, seed: u64, patients: &[Patient]) -> anyhow::Result<()> {
+    use std::fmt::Write as _;
+    let mut out = String::from(
+        "synthetic,seed,patient_index,episode_id,study_id,p_true,p_clinical,outcome_drawn,label\n",
+    );
+    for patient in patients {
+        let row = &patient.row;
+        let label = match row.label() {
+            Some(true) => "1",
+            Some(false) => "0",
+            None => "",
+        };
+        writeln!(
+            out,
+            "true,{seed},{},{},{},{},{},{},{label}",
+            row.patient_index,
+            patient.episode_id,
+            patient.study_id,
+            row.p_true,
+            row.p_clinical,
+            u8::from(row.outcome_drawn)
+        )?;
     }
-    progress.finish_and_clear();
-    done.into_iter().collect::<Option<Vec<_>>>().context("a synthetic patient is missing")
+    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    std::fs::write(path, out).with_context(|| format!("cannot write the cohort key {}", path.display()))
 }
 
 /// The app's side: surrogate patient ids from the MRNs, episodes and injections.
 async fn register(clients: &mut Clients, seed: u64, patients: &mut [Patient]) -> anyhow::Result<()> {
     let progress = bar(patients.len() as u64, "registering episodes");
     for patient in patients.iter_mut() {
-        let row = &patient.study.row;
+        let row = &patient.row;
         let lookup = clients
             .ingest
             .lookup_ids(ingest::LookupIdsRequest {
@@ -527,171 +537,6 @@ async fn register(clients: &mut Clients, seed: u64, patients: &mut [Patient]) ->
             })
             .await
             .map_err(call_failed("Registry.RecordInjection"))?;
-        progress.inc(1);
-    }
-    progress.finish_and_clear();
-    Ok(())
-}
-
-/// Sends the DICOM half, two studies at a time. A study's first instance goes on an
-/// association of its own; the app then asks ingest for the study's surrogate id (by its Study
-/// Instance UID) and links the episode before the rest arrive, so the study is linked before the
-/// receiver's quiet period could complete it. Returns (instances sent, warnings).
-async fn send_dicom(
-    args: &DemoArgs,
-    clients: &Clients,
-    patients: &mut [Patient],
-) -> anyhow::Result<(usize, u64)> {
-    let total: usize =
-        patients.iter().filter(|patient| patient.over_dicom).map(|patient| patient.study.files.len()).sum();
-    let progress = bar(total as u64, "C-STORE (DICOM)");
-    let mut warnings = 0_u64;
-    let mut chosen: Vec<&mut Patient> = patients.iter_mut().filter(|patient| patient.over_dicom).collect();
-    for pair in chosen.chunks_mut(2) {
-        let sends = pair.iter_mut().map(|patient| {
-            let progress = progress.clone();
-            let mut ingest_client = clients.ingest.clone();
-            let mut registry_client = clients.registry.clone();
-            async move {
-                let files: Vec<&[u8]> =
-                    patient.study.files.iter().map(|file| file.bytes.as_slice()).collect();
-                let (first, rest) = files.split_at(1.min(files.len()));
-                let mut warned = scu::store_study(&args.dicom, &args.called_ae, first, &progress).await?;
-                let lookup = ingest_client
-                    .lookup_ids(ingest::LookupIdsRequest {
-                        key: Some(ingest::lookup_ids_request::Key::StudyInstanceUid(
-                            patient.study.row.study_instance_uid.clone(),
-                        )),
-                        mrn_issuer: String::new(),
-                        create_patient_if_missing: false,
-                        identity: None,
-                    })
-                    .await
-                    .map_err(call_failed("Ingest.LookupIds (study sent over DICOM)"))?
-                    .into_inner();
-                patient.study_id = lookup
-                    .study_ids
-                    .first()
-                    .cloned()
-                    .context("ingest knows no study for a Study Instance UID it just stored")?;
-                link(&mut registry_client, &patient.episode_id, &patient.study_id).await?;
-                patient.linked = true;
-                if !rest.is_empty() {
-                    warned += scu::store_study(&args.dicom, &args.called_ae, rest, &progress).await?;
-                }
-                anyhow::Ok(warned)
-            }
-        });
-        let results = futures::future::join_all(sends).await;
-        for (patient, sent) in pair.iter().zip(results) {
-            let warned = sent.with_context(|| {
-                format!("sending synthetic patient {} over DICOM", patient.study.row.patient_index)
-            })?;
-            warnings += warned as u64;
-        }
-    }
-    progress.finish_and_clear();
-    Ok((total, warnings))
-}
-
-/// Links an episode to its study (Registry.LinkStudy).
-async fn link(
-    registry_client: &mut RegistryClient<AuthChannel>,
-    episode_id: &str,
-    study_id: &str,
-) -> anyhow::Result<()> {
-    registry_client
-        .link_study(registry::LinkStudyRequest {
-            episode_id: episode_id.to_owned(),
-            study_id: study_id.to_owned(),
-        })
-        .await
-        .map_err(call_failed("Registry.LinkStudy"))?;
-    Ok(())
-}
-
-/// Sends the gRPC half, one upload stream per study (four at a time), as `tfesi ingest` does.
-/// Returns (instances sent, instances with a quarantine outcome).
-async fn send_grpc(clients: &Clients, patients: &mut [Patient]) -> anyhow::Result<(usize, u64)> {
-    let total: usize =
-        patients.iter().filter(|patient| !patient.over_dicom).map(|patient| patient.study.files.len()).sum();
-    let progress = bar(total as u64, "upload (gRPC)");
-    let mut running = tokio::task::JoinSet::new();
-    let mut warnings = 0;
-    let chosen: Vec<usize> = patients
-        .iter()
-        .enumerate()
-        .filter(|(_, patient)| !patient.over_dicom)
-        .map(|(index, _)| index)
-        .collect();
-    let mut queue = chosen.into_iter();
-    loop {
-        while running.len() < 4 {
-            let Some(index) = queue.next() else { break };
-            let Some(patient) = patients.get(index) else { break };
-            let batch: Vec<(usize, Source)> = patient
-                .study
-                .files
-                .iter()
-                .enumerate()
-                .map(|(file, dicom)| (file, Source::Bytes(dicom.bytes.clone())))
-                .collect();
-            let upload =
-                ingest_cmd::upload_batch(clients.ingest.clone(), batch, 256 * 1024, progress.clone());
-            running.spawn(async move { (index, upload.await) });
-        }
-        let Some(joined) = running.join_next().await else { break };
-        let (index, results) = joined.context("an upload task failed")?;
-        let results = results?;
-        let Some(patient) = patients.get_mut(index) else { continue };
-        for (_, result) in &results {
-            match ingest_cmd::outcome_name(result.outcome) {
-                "stored" | "duplicate" => {}
-                "quarantined" => warnings += 1,
-                outcome => anyhow::bail!(
-                    "an instance of synthetic patient {} was {outcome}: {} ({})",
-                    patient.study.row.patient_index,
-                    ingest_cmd::reason_name(result.reason),
-                    result.message
-                ),
-            }
-            if patient.study_id.is_empty() && !result.study_id.is_empty() {
-                patient.study_id = result.study_id.clone();
-            }
-        }
-        anyhow::ensure!(
-            !patient.study_id.is_empty(),
-            "ingest named no study for synthetic patient {}",
-            patient.study.row.patient_index
-        );
-    }
-    progress.finish_and_clear();
-    Ok((total, warnings))
-}
-
-/// Links each episode to its study (when not yet), then completes the study (selection,
-/// pipeline job; explicit completion also covers studies received over DICOM).
-async fn complete(clients: &mut Clients, patients: &mut [Patient]) -> anyhow::Result<()> {
-    let progress = bar(patients.len() as u64, "link + complete");
-    for patient in patients.iter_mut() {
-        if !patient.linked {
-            link(&mut clients.registry, &patient.episode_id, &patient.study_id).await?;
-            patient.linked = true;
-        }
-        let completed = clients
-            .ingest
-            .complete_study(ingest::CompleteStudyRequest { study_id: patient.study_id.clone() })
-            .await
-            .map_err(call_failed("Ingest.CompleteStudy"))?
-            .into_inner();
-        let study = completed.study.unwrap_or_default();
-        anyhow::ensure!(
-            study.selection_outcome == ingest::SelectionOutcome::Selected as i32,
-            "no T2 sagittal series was selected in study {} of synthetic patient {} (see `tfesi study show {}`)",
-            patient.study_id,
-            patient.study.row.patient_index,
-            patient.study_id
-        );
         progress.inc(1);
     }
     progress.finish_and_clear();
@@ -843,7 +688,7 @@ async fn play_follow_ups(
     let progress = bar(patients.len() as u64, "follow-ups (2 months)");
     let mut counts = FollowUpCounts::default();
     for patient in patients {
-        let row = &patient.study.row;
+        let row = &patient.row;
         let action = synth_api::follow_up(row).with_context(|| {
             format!("synthetic patient {} has an incomplete follow-up", row.patient_index)
         })?;
