@@ -150,5 +150,7 @@ json.dump({
     "config": "training/$CONFIG",
 }, open(sys.argv[1], "w"), indent=2)
 EOF
+    # The model's README: every figure from the files above, plus its CPU latency measured now.
+    "$PYTHON" scripts/lib/model_readme.py "$target" "$WORK/eval/data/tensors"
     log "installed $target"
 fi

@@ -11,7 +11,7 @@ use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 
 use crate::process::ServiceProcess;
-use crate::stack::{bundled_models, copy_tree};
+use crate::stack::{TEST_MODEL, bundled_models, copy_tree};
 use crate::wait_for_health;
 
 /// Slices of the bundled model's image input.
@@ -19,7 +19,7 @@ pub const SLICES: usize = 11;
 /// Height and width of the bundled model's image input.
 pub const SIDE: usize = 256;
 
-/// A running inference service serving the bundled `tfesi-test` model.
+/// A running inference service serving the bundled `tfesi-test` model (alone).
 pub struct Inference {
     /// The process (killed by PID when dropped).
     pub process: ServiceProcess,
@@ -36,12 +36,13 @@ impl Inference {
     pub async fn start(extra_env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let models = dir.path().join("models");
-        copy_tree(&bundled_models(), &models);
+        copy_tree(&bundled_models().join(TEST_MODEL), &models.join(TEST_MODEL));
         let secret = dir.path().join("secret");
         std::fs::write(&secret, format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>()))
             .expect("secret");
         let mut env: Vec<(String, String)> = vec![
             ("TFESI_INFERENCE__REPOSITORY_DIR".to_owned(), models.display().to_string()),
+            ("TFESI_INFERENCE__DEFAULT_MODEL".to_owned(), TEST_MODEL.to_owned()),
             ("TFESI_INFERENCE__AUTH__HS256_SECRET_FILE".to_owned(), secret.display().to_string()),
             ("TFESI_INFERENCE__TELEMETRY__LOG_FILTER".to_owned(), "warn".to_owned()),
         ];

@@ -36,6 +36,11 @@ pub fn copy_tree(from: &Path, to: &Path) {
 }
 
 /// The bundled model repository of the checkout.
+/// The model the test stacks serve: `tfesi-test`, small, untrained and fast, with fixed weights
+/// (the trained default model, `tfesi-cnn`, has its own test in `tests/tests/bundled_model.rs`).
+pub const TEST_MODEL: &str = "tfesi-test";
+
+/// The repository's model directory (`models/`).
 pub fn bundled_models() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../models")
 }
@@ -130,7 +135,7 @@ impl Stack {
         let dir = tempfile::tempdir().expect("stack directory");
         let objects = dir.path().join("objects");
         let models = dir.path().join("models");
-        copy_tree(&bundled_models(), &models);
+        copy_tree(&bundled_models().join(TEST_MODEL), &models.join(TEST_MODEL));
         // Tokens are checked as in production: HS256 with a secret of this stack.
         let secret = dir.path().join("hs256.secret");
         std::fs::write(&secret, format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>()))
@@ -151,6 +156,7 @@ impl Stack {
         let mut inference_env = vec![
             ("TFESI_INFERENCE__TELEMETRY__LOG_FORMAT".to_owned(), "json".to_owned()),
             ("TFESI_INFERENCE__REPOSITORY_DIR".to_owned(), models.display().to_string()),
+            ("TFESI_INFERENCE__DEFAULT_MODEL".to_owned(), TEST_MODEL.to_owned()),
         ];
         inference_env.extend(
             common_env("inference", &secret, &database, (redis_url, &redis_prefix), settings)

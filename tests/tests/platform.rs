@@ -65,24 +65,11 @@ struct Harness {
     _secret: tempfile::NamedTempFile,
 }
 
-/// A private copy of the repository's bundled model repository (inference writes its champion
-/// state there, which must not touch the checkout).
+/// A private copy of the repository's bundled model repository, the default model included
+/// (inference writes its champion state there, which must not touch the checkout).
 fn copy_of_bundled_models() -> tempfile::TempDir {
-    fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            let target = to.join(entry.file_name());
-            if entry.file_type().unwrap().is_dir() {
-                copy_dir(&entry.path(), &target);
-            } else {
-                std::fs::copy(entry.path(), &target).unwrap();
-            }
-        }
-    }
-    let bundled = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
     let copy = tempfile::tempdir().unwrap();
-    copy_dir(&bundled, copy.path());
+    tfesi_e2e::stack::copy_tree(&tfesi_e2e::stack::bundled_models(), copy.path());
     copy
 }
 

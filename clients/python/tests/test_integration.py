@@ -196,14 +196,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         )
     tmp = tmp_path_factory.mktemp("stack")
     models = tmp / "models"
-    shutil.copytree(REPO / "models", models)
+    # The small untrained test model only (the trained default, tfesi-cnn, is not needed here).
+    shutil.copytree(REPO / "models" / "tfesi-test", models / "tfesi-test")
     secret = tmp / "hs256.secret"
     secret.write_text(uuid.uuid4().hex + uuid.uuid4().hex)
     database = f"tfesi_pyclient_{uuid.uuid4().hex[:12]}"
     inference = _start(
         "tfesi-inference",
         "inference",
-        {"TFESI_INFERENCE__REPOSITORY_DIR": str(models), "TFESI_INFERENCE__AUTH__HS256_SECRET_FILE": str(secret)},
+        {
+            "TFESI_INFERENCE__REPOSITORY_DIR": str(models),
+            "TFESI_INFERENCE__DEFAULT_MODEL": "tfesi-test",
+            "TFESI_INFERENCE__AUTH__HS256_SECRET_FILE": str(secret),
+        },
         tmp,
     )
     registry = _start(

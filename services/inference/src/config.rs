@@ -111,7 +111,9 @@ pub struct Config {
     pub auth: tfesi_platform::AuthConfig,
     /// Root of the model repository (`<name>/<version>/{model.onnx,model.json}`).
     pub repository_dir: PathBuf,
-    /// Model name used when a request names none.
+    /// Model name used when a request names none: by default `tfesi-cnn`, the model trained on
+    /// the synthetic cohort that the repository ships under `models/` (`tfesi-test` is the
+    /// small untrained model the tests use).
     pub default_model: String,
     /// ONNX Runtime settings.
     pub runtime: RuntimeConfig,
@@ -132,7 +134,7 @@ impl Default for Config {
             telemetry: tfesi_platform::TelemetryConfig::default(),
             auth: tfesi_platform::AuthConfig::default(),
             repository_dir: PathBuf::from("models"),
-            default_model: "tfesi-test".to_owned(),
+            default_model: "tfesi-cnn".to_owned(),
             runtime: RuntimeConfig::default(),
             batching: BatchConfig::default(),
             model_batching: BTreeMap::new(),

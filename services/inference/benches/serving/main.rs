@@ -144,8 +144,8 @@ fn main() {
     // One copy of the bundled repository per server: each may write its `state.json`.
     let repository = workdir.path().join("models");
     let repository_no_delay = workdir.path().join("models-no-delay");
-    processes::copy_tree(&root.join("models"), &repository);
-    processes::copy_tree(&root.join("models"), &repository_no_delay);
+    processes::copy_tree(&root.join("models/tfesi-test"), &repository.join("tfesi-test"));
+    processes::copy_tree(&root.join("models/tfesi-test"), &repository_no_delay.join("tfesi-test"));
     let secret_file = workdir.path().join("hs256.secret");
     std::fs::write(&secret_file, random_secret()).expect("write the secret");
     let secret = std::fs::read(&secret_file).expect("read the secret");

@@ -87,6 +87,7 @@ pub async fn start_inference(
         .env_remove("TFESI_CONFIG")
         .env("TFESI_INFERENCE__SERVER__LISTEN", address.to_string())
         .env("TFESI_INFERENCE__REPOSITORY_DIR", repository)
+        .env("TFESI_INFERENCE__DEFAULT_MODEL", "tfesi-test")
         .env("TFESI_INFERENCE__AUTH__HS256_SECRET_FILE", secret_file)
         .env("TFESI_INFERENCE__TELEMETRY__LOG_FILTER", "warn")
         .stdin(Stdio::null())
