@@ -50,6 +50,7 @@ impl StackConfigs {
         let preprocess: tfesi_preprocess::Config = tfesi_platform::config::load("preprocess", None)?;
         let inference: tfesi_inference::Config = tfesi_platform::config::load("inference", None)?;
         let registry: tfesi_registry::Config = tfesi_platform::config::load("registry", None)?;
+        let inference = development_models(inference, &data_dir)?;
         let mut configs = Self {
             ingest: ingest.for_development(&data_dir),
             preprocess: preprocess.for_development(&data_dir),
@@ -92,6 +93,67 @@ impl StackConfigs {
         self.auth_secret_file = Some(path);
         Ok(())
     }
+}
+
+/// The development stack's model repository: `<data_dir>/models`, holding a copy of every
+/// bundled model version (`models/` of the checkout) that it does not have yet, so registering,
+/// promoting or rolling back models in development (which writes `state.json` and new versions)
+/// never writes into the checkout, and a bundled version added later (a pull) still arrives.
+/// Applies only while `repository_dir` is the default and the checkout's `models/` is here.
+fn development_models(
+    mut inference: tfesi_inference::Config,
+    data_dir: &Path,
+) -> anyhow::Result<tfesi_inference::Config> {
+    let bundled = tfesi_inference::Config::default().repository_dir;
+    if inference.repository_dir != bundled || !bundled.is_dir() {
+        return Ok(inference);
+    }
+    let repository = data_dir.join("models");
+    sync_models(&bundled, &repository)?;
+    inference.repository_dir = repository;
+    Ok(inference)
+}
+
+/// Copies into `repository` every model version of `bundled` it does not have; returns how many.
+fn sync_models(bundled: &Path, repository: &Path) -> anyhow::Result<usize> {
+    let mut copied = 0;
+    for name in std::fs::read_dir(bundled).with_context(|| format!("cannot read {}", bundled.display()))? {
+        let name = name?;
+        if !name.file_type()?.is_dir() {
+            continue;
+        }
+        for version in std::fs::read_dir(name.path())? {
+            let version = version?;
+            let target = repository.join(name.file_name()).join(version.file_name());
+            if version.file_type()?.is_dir() && !target.exists() {
+                copy_version(&version.path(), repository, &target)?;
+                copied += 1;
+            }
+        }
+    }
+    Ok(copied)
+}
+
+/// Copies one model version directory (flat: model.onnx, model.json and what lies beside them)
+/// to `to` through a temporary directory at the repository's root (a name the repository never
+/// reads as a model), so a half-copied version is never seen as installed.
+fn copy_version(from: &Path, repository: &Path, to: &Path) -> anyhow::Result<()> {
+    let parent = to.parent().context("a model version has a parent directory")?;
+    std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    let partial = repository.join(format!(".copying-{}", std::process::id()));
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial)?;
+    }
+    std::fs::create_dir_all(&partial)?;
+    for file in std::fs::read_dir(from)? {
+        let file = file?;
+        if file.file_type()?.is_file() {
+            std::fs::copy(file.path(), partial.join(file.file_name()))
+                .with_context(|| format!("cannot copy {}", file.path().display()))?;
+        }
+    }
+    std::fs::rename(&partial, to).with_context(|| format!("cannot install {}", to.display()))?;
+    Ok(())
 }
 
 /// Writes a fresh random HS256 secret (64 hex characters) readable only by its owner.
@@ -275,4 +337,48 @@ where
     let listen = listener.local_addr()?;
     let task = tokio::spawn(run(config, listener, shutdown));
     Ok(Member { name: C::NAME, listen, task })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(path: &Path, text: &str) {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("create");
+        std::fs::write(path, text).expect("write");
+    }
+
+    #[test]
+    fn bundled_versions_are_copied_once_and_never_overwritten() {
+        let bundled = tempfile::tempdir().expect("tempdir");
+        let repository = tempfile::tempdir().expect("tempdir");
+        let (bundled, repository) = (bundled.path(), repository.path().join("models"));
+        write(&bundled.join("tfesi-cnn/a/model.json"), "card a");
+        write(&bundled.join("tfesi-cnn/a/model.onnx"), "onnx a");
+        write(&bundled.join("tfesi-cnn/README.md"), "not a version");
+        write(&bundled.join("tfesi-test/1/model.json"), "card 1");
+
+        assert_eq!(sync_models(bundled, &repository).expect("sync"), 2);
+        assert_eq!(
+            std::fs::read_to_string(repository.join("tfesi-cnn/a/model.onnx")).expect("copied"),
+            "onnx a"
+        );
+        assert!(!repository.join("tfesi-cnn/README.md").exists(), "only version directories");
+
+        // What development wrote is kept; a version added to the checkout later arrives.
+        write(&repository.join("tfesi-cnn/a/model.json"), "changed in development");
+        write(&bundled.join("tfesi-cnn/b/model.json"), "card b");
+        assert_eq!(sync_models(bundled, &repository).expect("sync"), 1);
+        assert_eq!(
+            std::fs::read_to_string(repository.join("tfesi-cnn/a/model.json")).expect("kept"),
+            "changed in development"
+        );
+        assert!(repository.join("tfesi-cnn/b/model.json").is_file());
+        let leftovers: Vec<_> = std::fs::read_dir(&repository)
+            .expect("list")
+            .filter_map(Result::ok)
+            .filter(|entry| entry.file_name().to_string_lossy().starts_with('.'))
+            .collect();
+        assert!(leftovers.is_empty(), "no temporary directory left: {leftovers:?}");
+    }
 }
