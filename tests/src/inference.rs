@@ -34,18 +34,35 @@ impl Inference {
     /// Starts the service with `extra_env` (`TFESI_INFERENCE__...` pairs) and waits until it
     /// serves its model.
     pub async fn start(extra_env: &[(&str, &str)]) -> Self {
+        Self::launch(Some(TEST_MODEL), extra_env).await
+    }
+
+    /// Starts the service on a copy of the whole bundled repository with its configuration's
+    /// default model (the shipped `tfesi-cnn`), and waits until it serves it.
+    pub async fn start_default() -> Self {
+        Self::launch(None, &[]).await
+    }
+
+    /// `only`: copy just this bundled model and make it the default; `None`: copy every bundled
+    /// model and keep the configured default.
+    async fn launch(only: Option<&str>, extra_env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let models = dir.path().join("models");
-        copy_tree(&bundled_models().join(TEST_MODEL), &models.join(TEST_MODEL));
+        match only {
+            Some(name) => copy_tree(&bundled_models().join(name), &models.join(name)),
+            None => copy_tree(&bundled_models(), &models),
+        }
         let secret = dir.path().join("secret");
         std::fs::write(&secret, format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>()))
             .expect("secret");
         let mut env: Vec<(String, String)> = vec![
             ("TFESI_INFERENCE__REPOSITORY_DIR".to_owned(), models.display().to_string()),
-            ("TFESI_INFERENCE__DEFAULT_MODEL".to_owned(), TEST_MODEL.to_owned()),
             ("TFESI_INFERENCE__AUTH__HS256_SECRET_FILE".to_owned(), secret.display().to_string()),
             ("TFESI_INFERENCE__TELEMETRY__LOG_FILTER".to_owned(), "warn".to_owned()),
         ];
+        if let Some(name) = only {
+            env.push(("TFESI_INFERENCE__DEFAULT_MODEL".to_owned(), name.to_owned()));
+        }
         env.extend(extra_env.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())));
         let process = ServiceProcess::start("tfesi-inference", "inference", &env);
         let serving =

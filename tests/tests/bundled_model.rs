@@ -5,16 +5,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
-use tfesi_auth::Role;
-use tfesi_e2e::process::ServiceProcess;
-use tfesi_e2e::stack::{bundled_models, copy_tree};
-use tfesi_e2e::wait_for_health;
+use tfesi_e2e::inference::Inference;
+use tfesi_e2e::stack::bundled_models;
 use tfesi_proto::inference::v1 as pb;
-use tfesi_proto::inference::v1::inference_client::InferenceClient;
-use tonic_health::pb::health_check_response::ServingStatus;
 
 /// The shipped model's name: `tfesi_inference::Config::default().default_model`.
 const NAME: &str = "tfesi-cnn";
@@ -78,44 +73,13 @@ fn the_shipped_model_is_the_default_and_says_what_it_is_and_where_it_came_from()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inference_with_its_defaults_serves_the_shipped_model_as_champion() {
-    let dir = tempfile::tempdir().unwrap();
-    let models = dir.path().join("models");
-    copy_tree(&bundled_models(), &models);
-    let secret = dir.path().join("secret");
-    std::fs::write(&secret, format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>()))
-        .unwrap();
     // No default model named: the configuration's default applies.
-    let env = [
-        ("TFESI_INFERENCE__REPOSITORY_DIR".to_owned(), models.display().to_string()),
-        ("TFESI_INFERENCE__AUTH__HS256_SECRET_FILE".to_owned(), secret.display().to_string()),
-        ("TFESI_INFERENCE__TELEMETRY__LOG_FILTER".to_owned(), "warn".to_owned()),
-    ];
-    let process = ServiceProcess::start("tfesi-inference", "inference", &env);
-    let serving =
-        wait_for_health(process.address, "", ServingStatus::Serving, Duration::from_secs(120)).await;
-    assert_eq!(serving, Some(ServingStatus::Serving), "inference did not start:\n{}", process.log());
-    let token = tfesi_auth::mint_hs256(
-        &std::fs::read(&secret).unwrap(),
-        &tfesi_auth::AuthConfig::default(),
-        "bundled-model-test",
-        &[Role::Admin, Role::Service],
-        600,
-    )
-    .unwrap();
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", process.address))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = InferenceClient::new(channel).max_decoding_message_size(64 << 20);
-    fn authorized<T>(token: &str, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-        request
-    }
-
-    let listed =
-        client.list_models(authorized(&token, pb::ListModelsRequest::default())).await.unwrap().into_inner();
+    let inference = Inference::start_default().await;
+    let mut client = inference.client();
+    let token = inference.token.clone();
+    let mut list = tonic::Request::new(pb::ListModelsRequest::default());
+    list.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let listed = client.list_models(list).await.unwrap().into_inner();
     let champion = listed.champion.expect("a champion");
     let version = shipped().file_name().unwrap().to_str().unwrap().to_owned();
     assert_eq!((champion.name.as_str(), champion.version.as_str()), (NAME, version.as_str()));
@@ -137,8 +101,8 @@ async fn inference_with_its_defaults_serves_the_shipped_model_as_champion() {
         .map(|feature| feature["name"].as_str().unwrap().to_owned())
         .collect();
     let rows = (0..3).map(|seed| tfesi_e2e::inference::row(seed, &features)).collect();
-    let request = pb::PredictRequest { rows, model: None, skip_shadow: false };
-    let answered = client.predict(authorized(&token, request)).await.unwrap().into_inner();
+    let answered =
+        client.predict(tfesi_e2e::inference::predict_request(&token, rows)).await.unwrap().into_inner();
     assert_eq!(answered.results.len(), 3);
     for result in &answered.results {
         let champion = result.prediction.as_ref().expect("the champion's prediction");

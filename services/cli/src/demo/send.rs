@@ -199,12 +199,12 @@ async fn send_grpc(
     loop {
         while running.len() < 4 {
             let Some(index) = queue.next() else { break };
-            let Some(patient) = patients.get(index) else { break };
-            let batch: Vec<(usize, Source)> = patient
-                .files
-                .iter()
+            let Some(patient) = patients.get_mut(index) else { break };
+            // The upload takes the bytes: the study's files are dropped once sent anyway.
+            let batch: Vec<(usize, Source)> = std::mem::take(&mut patient.files)
+                .into_iter()
                 .enumerate()
-                .map(|(file, dicom)| (file, Source::Bytes(dicom.bytes.clone())))
+                .map(|(file, dicom)| (file, Source::Bytes(dicom.bytes)))
                 .collect();
             let upload =
                 ingest_cmd::upload_batch(clients.ingest.clone(), batch, 256 * 1024, progress.clone());
