@@ -6,6 +6,7 @@
 
 pub mod cohort;
 pub mod inference;
+pub mod machine;
 pub mod postgres;
 pub mod process;
 pub mod proxy;

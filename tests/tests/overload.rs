@@ -2,15 +2,19 @@
 //! its capacity (closed loop, one-row requests), then offered four times that rate in an open
 //! loop (requests sent on a clock whatever the answers). Pass criteria:
 //!
-//! - refusals are RESOURCE_EXHAUSTED, decided in under 10 ms at p99 in the server (its own
-//!   per-RPC log lines: the load generator shares this machine's two cores with the server, so
-//!   the time a client sees also holds the generator's own CPU queueing; it is reported, and
-//!   must stay below the admitted requests' time);
-//! - admitted requests finish within their latency target: the admission limit on queued model
-//!   work (`batching.max_queue_wait_ms`) plus 500 ms for their own batch;
+//! - refusals are RESOURCE_EXHAUSTED, decided in under 10 ms at p99 in the server;
+//! - admitted requests finish within their latency target in the server: the admission limit on
+//!   queued model work (`batching.max_queue_wait_ms`) plus 500 ms for their own batch;
 //! - resident memory stays bounded (peak growth under 600 MB: what the server's bound on
 //!   requests held at once, `server.max_in_flight_requests`, lets in, not what is offered);
 //! - the service recovers by itself: a request succeeds within 5 s of the overload's end.
+//!
+//! Server times come from the service's own per-RPC log lines ("rpc finished", status and
+//! elapsed time). The load generator shares this machine's two cores with the server, so the
+//! times the client sees also hold the generator's own CPU queueing: they are reported beside
+//! the server's, not judged (a CI run once saw refusals decided in 0.02 ms by the server reach
+//! the client after 2 s, with the generator starved). The test first waits for the CPUs to be
+//! quiet, so that an earlier test's processes still exiting are not measured.
 //!
 //! Run alone (`.config/nextest.toml` gives it the whole machine, since its clock-driven load and
 //! its 10 ms criterion mean nothing on a machine shared with other tests):
@@ -20,6 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tfesi_e2e::inference::{Inference, clinical_features, predict_request, row};
+use tfesi_e2e::machine::wait_until_quiet;
 use tfesi_proto::inference::v1::inference_client::InferenceClient;
 use tonic::Code;
 
@@ -32,6 +37,9 @@ const CAPACITY_PHASE: Duration = Duration::from_secs(4);
 const OVERLOAD_PHASE: Duration = Duration::from_secs(6);
 /// Most requests in flight at once on the client side (a bound on the test's own memory).
 const MAX_IN_FLIGHT: usize = 1_000;
+/// Before measuring, the CPUs must be this idle over half a second (or this long has passed).
+const QUIET_IDLE_SHARE: f64 = 0.8;
+const QUIET_WITHIN: Duration = Duration::from_secs(30);
 
 /// What the requests sent under overload got: their latency by outcome.
 #[derive(Default)]
@@ -54,15 +62,21 @@ impl Outcomes {
     }
 }
 
-/// The server's own time for each refused Predict, from its "rpc finished" log lines.
-fn server_refusal_times(log: &str) -> Vec<Duration> {
-    let mut times: Vec<Duration> = log
-        .lines()
+/// The server's own time for each Predict that ended with `grpc_status` ("0": answered, "8":
+/// refused), in the order they finished, from its "rpc finished" log lines.
+fn server_times(log: &str, grpc_status: &str) -> Vec<Duration> {
+    log.lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|line| line["fields"]["message"] == "rpc finished" && line["fields"]["grpc_status"] == "8")
+        .filter(|line| {
+            line["fields"]["message"] == "rpc finished" && line["fields"]["grpc_status"] == grpc_status
+        })
+        .filter(|line| line["span"]["rpc"].as_str().is_some_and(|rpc| rpc.ends_with("/Predict")))
         .filter_map(|line| line["fields"]["elapsed_us"].as_u64())
         .map(Duration::from_micros)
-        .collect();
+        .collect()
+}
+
+fn sorted(mut times: Vec<Duration>) -> Vec<Duration> {
     times.sort();
     times
 }
@@ -81,6 +95,8 @@ fn millis(duration: Duration) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_times_capacity_is_refused_fast_and_the_service_recovers() {
+    let idle =
+        tokio::task::spawn_blocking(|| wait_until_quiet(QUIET_IDLE_SHARE, QUIET_WITHIN)).await.expect("idle");
     let limit = QUEUE_WAIT_MS.to_string();
     let inference = Inference::start(&[
         ("TFESI_INFERENCE__BATCHING__MAX_QUEUE_WAIT_MS", limit.as_str()),
@@ -173,23 +189,30 @@ async fn four_times_capacity_is_refused_fast_and_the_service_recovers() {
 
     admitted.sort();
     refused.sort();
-    let server_refusals = server_refusal_times(&inference.process.log());
+    let log = inference.process.log();
+    let server_refusals = sorted(server_times(&log, "8"));
+    // Answered Predicts finish in order of phase: the capacity phase's, then the overload's.
+    let server_admitted =
+        sorted(server_times(&log, "0").into_iter().skip(answered).take(admitted.len()).collect());
     let sent = admitted.len() + refused.len();
     let server_p99 = percentile(&server_refusals, 0.99);
-    let admitted_p50 = percentile(&admitted, 0.5);
-    let admitted_p99 = percentile(&admitted, 0.99);
+    let server_admitted_p99 = percentile(&server_admitted, 0.99);
     let target = Duration::from_millis(QUEUE_WAIT_MS + 500);
     println!(
-        "overload: capacity {capacity:.1} rows/s; offered {rate:.1}/s for {:.1} s ({sent} sent, {skipped} not sent at the \
-         client's in-flight bound); admitted {} (p50 {:.1} ms, p99 {:.1} ms, target {:.0} ms); refused {} with \
-         RESOURCE_EXHAUSTED: in the server p50 {:.3} ms, p99 {:.3} ms (limit 10 ms), seen by the client p50 {:.1} ms, \
-         p99 {:.1} ms; RSS idle {idle_mb:.1} MB, peak {peak_mb:.1} MB; recovered {:.0} ms after the load stopped; \
-         a refusal says: {sample_message}",
+        "overload: CPUs {:.0}% idle before; capacity {capacity:.1} rows/s; offered {rate:.1}/s for {:.1} s ({sent} sent, \
+         {skipped} not sent at the client's in-flight bound); admitted {}: in the server p50 {:.1} ms, p99 {:.1} ms \
+         (target {:.0} ms), seen by the client p50 {:.1} ms, p99 {:.1} ms; refused {} with RESOURCE_EXHAUSTED: in the \
+         server p50 {:.3} ms, p99 {:.3} ms (limit 10 ms), seen by the client p50 {:.1} ms, p99 {:.1} ms; RSS idle \
+         {idle_mb:.1} MB, peak {peak_mb:.1} MB; recovered {:.0} ms after the load stopped; a refusal says: \
+         {sample_message}",
+        idle * 100.0,
         offered_for.as_secs_f64(),
         admitted.len(),
-        millis(admitted_p50),
-        millis(admitted_p99),
+        millis(percentile(&server_admitted, 0.5)),
+        millis(server_admitted_p99),
         millis(target),
+        millis(percentile(&admitted, 0.5)),
+        millis(percentile(&admitted, 0.99)),
         refused.len(),
         millis(percentile(&server_refusals, 0.5)),
         millis(server_p99),
@@ -200,20 +223,17 @@ async fn four_times_capacity_is_refused_fast_and_the_service_recovers() {
     assert!(!refused.is_empty(), "nothing was refused at four times capacity");
     assert!(!admitted.is_empty(), "nothing was admitted under overload");
     assert_eq!(server_refusals.len(), refused.len(), "every refusal has its server log line");
+    assert_eq!(server_admitted.len(), admitted.len(), "every admitted request has its server log line");
     assert!(
         server_p99 < Duration::from_millis(10),
         "the server took {:.2} ms at p99 to refuse",
         millis(server_p99)
     );
-    // Seen from the client, a refusal also waits for the load generator's own share of the two
-    // cores it shares with the server; it must still come well before an admitted answer.
     assert!(
-        percentile(&refused, 0.5) < admitted_p50,
-        "refusals are not faster than service: {:.1} ms vs {:.1} ms at p50",
-        millis(percentile(&refused, 0.5)),
-        millis(admitted_p50)
+        server_admitted_p99 < target,
+        "admitted requests took {:.1} ms at p99 in the server",
+        millis(server_admitted_p99)
     );
-    assert!(admitted_p99 < target, "admitted requests took {:.1} ms at p99", millis(admitted_p99));
     assert!(peak_mb - idle_mb < 600.0, "RSS grew from {idle_mb:.1} MB to {peak_mb:.1} MB");
     assert!(sample_message.contains("retry with backoff"), "{sample_message}");
 }
