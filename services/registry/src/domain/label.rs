@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::records::{EpisodeView, FollowUp};
 use super::types::{EpisodeStatus, ScoreSite};
+use super::validation::Nrs;
 
 /// Version of the default rule (the paper's 50% reduction at 2 months, baseline >= 4).
 pub const DEFAULT_RULE_VERSION: &str = "nrs50-v1";
@@ -51,6 +53,18 @@ pub struct LabelInput {
     pub follow_up: Option<FollowUpFacts>,
 }
 
+impl LabelInput {
+    /// The facts of an episode as read whole: its status, baselines and current follow-up.
+    pub fn of_view(view: &EpisodeView) -> Self {
+        LabelInput {
+            status: view.episode.status,
+            baseline_leg_nrs: view.episode.details.baseline_leg_nrs.get(),
+            baseline_back_nrs: view.episode.details.baseline_back_nrs.map(Nrs::get),
+            follow_up: view.follow_ups.iter().find(|follow_up| follow_up.is_current).map(FollowUpFacts::of),
+        }
+    }
+}
+
 /// The current follow-up version's facts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FollowUpFacts {
@@ -59,6 +73,19 @@ pub struct FollowUpFacts {
     pub back_nrs: Option<u8>,
     pub repeat_injection: bool,
     pub surgery: bool,
+}
+
+impl FollowUpFacts {
+    /// The facts of a follow-up version that a label reads.
+    pub fn of(follow_up: &FollowUp) -> Self {
+        FollowUpFacts {
+            days_since_injection: follow_up.days_since_injection,
+            leg_nrs: follow_up.content.leg_nrs.get(),
+            back_nrs: follow_up.content.back_nrs.map(Nrs::get),
+            repeat_injection: follow_up.content.repeat_injection == Some(true),
+            surgery: follow_up.content.surgery == Some(true),
+        }
+    }
 }
 
 /// Why an episode has no label under a rule.

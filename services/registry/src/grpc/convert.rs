@@ -473,22 +473,6 @@ pub fn to_status_info(episode: &Episode) -> pb::OutcomeStatusInfo {
 }
 
 /// The label facts of an episode view (its current follow-up).
-pub fn label_input(view: &EpisodeView) -> LabelInput {
-    let current = view.follow_ups.iter().find(|follow_up| follow_up.is_current);
-    LabelInput {
-        status: view.episode.status,
-        baseline_leg_nrs: view.episode.details.baseline_leg_nrs.get(),
-        baseline_back_nrs: view.episode.details.baseline_back_nrs.map(Nrs::get),
-        follow_up: current.map(|follow_up| crate::domain::label::FollowUpFacts {
-            days_since_injection: follow_up.days_since_injection,
-            leg_nrs: follow_up.content.leg_nrs.get(),
-            back_nrs: follow_up.content.back_nrs.map(Nrs::get),
-            repeat_injection: follow_up.content.repeat_injection == Some(true),
-            surgery: follow_up.content.surgery == Some(true),
-        }),
-    }
-}
-
 fn unlabelable(reason: Unlabeled) -> pb::UnlabelableReason {
     match reason {
         Unlabeled::NoFollowUp => pb::UnlabelableReason::NoFollowUp,
@@ -526,19 +510,25 @@ pub fn to_label(
 
 /// The episode's label under each rule, computed now from its raw scores.
 pub fn labels(view: &EpisodeView, rules: &[LabelRule]) -> Vec<pb::Label> {
-    let input = label_input(view);
     let version = view.follow_ups.iter().find(|f| f.is_current).map_or(0, |f| f.version);
+    labels_of(&LabelInput::of_view(view), view.injection.is_some(), version, rules)
+}
+
+/// The labels of an episode under each rule, from the facts they depend on; `version` is the
+/// current follow-up's (0 without one).
+pub fn labels_of(
+    input: &LabelInput,
+    has_injection: bool,
+    version: u32,
+    rules: &[LabelRule],
+) -> Vec<pb::Label> {
     let now = Utc::now();
     rules
         .iter()
         .map(|rule| {
-            let label = if view.injection.is_none() {
-                Err(Unlabeled::NoFollowUp)
-            } else {
-                derive_label(rule, &input)
-            };
-            let mut message = to_label(&rule.version, label, reduction(rule, &input), version, now);
-            if view.injection.is_none() {
+            let label = if has_injection { derive_label(rule, input) } else { Err(Unlabeled::NoFollowUp) };
+            let mut message = to_label(&rule.version, label, reduction(rule, input), version, now);
+            if !has_injection {
                 message.unlabelable_reason = pb::UnlabelableReason::NoInjection as i32;
             }
             message

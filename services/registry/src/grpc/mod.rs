@@ -240,12 +240,14 @@ impl Registry for RegistryService {
         let request = request.into_inner();
         let episode_id = uuid("episode_id", &request.episode_id)?;
         let content = follow_up_input(with_author(request.follow_up, &actor))?;
-        let follow_up = as_actor(
+        let recorded = as_actor(
             actor,
-            self.store.record_follow_up(Some(key(&request.idempotency_key)?), episode_id, content),
+            self.store.record_follow_up_labeled(Some(key(&request.idempotency_key)?), episode_id, content),
         )
         .await?;
-        let labels = self.episode_labels(episode_id).await?;
+        let follow_up = recorded.follow_up;
+        // A follow-up is only recorded for an episode with an injection.
+        let labels = labels_of(&recorded.label_input, true, follow_up.version, &recorded.rules);
         Ok(Response::new(pb::RecordFollowUpResponse { follow_up: Some(to_follow_up(&follow_up)), labels }))
     }
 

@@ -1,18 +1,34 @@
 //! Follow-ups: the first recording, amendments as new versions, and the due list.
 
-use chrono::{Days, NaiveDate};
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Days, NaiveDate, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::rows::FollowUpRow;
-use super::{EventKind, Store, append_event, change_status, idempotency, lock_episode};
+use super::snapshots::{LABEL_RULES_JSON, label_rules_from_json};
+use super::{
+    AUDIT_SERVICE, EventKind, Store, append_event, current_actor, idempotency, lock_episode, stored_u8,
+};
+use crate::domain::label::{FollowUpFacts, LabelInput, LabelRule};
 use crate::domain::records::{FollowUp, FollowUpContent, required_text};
 use crate::domain::types::{EpisodeStatus, Level, Side, parse_levels};
 use crate::error::{Error, Result};
 
 /// Who the registry names when it completes an episode because a follow-up arrived.
 const REGISTRY_ACTOR: &str = "registry";
+
+/// The status history's note when a follow-up completes an episode.
+const COMPLETION_NOTE: &str = "follow-up recorded";
+
+/// The unique keys that hold one version 1 and one current version per episode (migration 0300).
+const ONE_VERSION_ONE_KEY: &str = "follow_ups_episode_id_version_key";
+const ONE_CURRENT_KEY: &str = "follow_ups_one_current_idx";
+
+/// RecordFollowUp's name in `registry.idempotency_keys`.
+const RECORD_METHOD: &str = "RecordFollowUp";
 
 /// The request hashed for RecordFollowUp's idempotency key.
 #[derive(Serialize)]
@@ -73,14 +89,45 @@ impl Store {
         episode_id: Uuid,
         content: FollowUpContent,
     ) -> Result<FollowUp> {
+        Ok(self.record_follow_up_labeled(idempotency_key, episode_id, content).await?.follow_up)
+    }
+
+    /// [`Store::record_follow_up`], also returning what the episode's labels are derived from
+    /// right after the write and the label rules, so that the caller can answer with labels
+    /// without reading again.
+    ///
+    /// The hot path of the follow-up desk: four round trips to Postgres (begin; the idempotency
+    /// claim, the episode locked and read with its injection date, whether it has a current
+    /// follow-up, and the label rules; every write in one statement; commit) where one statement
+    /// per row and a read of the labels would take twenty.
+    pub async fn record_follow_up_labeled(
+        &self,
+        idempotency_key: Option<&str>,
+        episode_id: Uuid,
+        content: FollowUpContent,
+    ) -> Result<LabeledFollowUp> {
         let content = content.validate()?;
+        let keyed = idempotency::keyed(
+            idempotency_key,
+            RECORD_METHOD,
+            &RecordRequest { episode_id, content: &content },
+        )?;
         let mut tx = self.pool.begin().await?;
-        let request = RecordRequest { episode_id, content: &content };
-        let claim = match idempotency::claim(&mut tx, idempotency_key, "RecordFollowUp", &request).await? {
-            Ok(claim) => claim,
-            Err(stored) => return Ok(stored),
+        let Some(context) = record_context(&mut tx, episode_id, keyed.as_ref()).await? else {
+            // A key stored for another request is refused as such before "no such episode".
+            if let Some(keyed) = &keyed {
+                idempotency::stored_request(&mut tx, RECORD_METHOD, keyed).await?;
+            }
+            return Err(Error::not_found("episode", episode_id));
         };
-        let status = lock_episode(&mut tx, episode_id).await?;
+        if let (Some(keyed), false) = (&keyed, context.claimed) {
+            let follow_up: FollowUp = idempotency::stored_answer(&mut tx, RECORD_METHOD, keyed).await?;
+            drop(tx);
+            let view = self.get_episode(episode_id).await?;
+            let (label_input, rules) = (LabelInput::of_view(&view), self.label_rules().await?);
+            return Ok(LabeledFollowUp { follow_up, label_input, rules });
+        }
+        let status = EpisodeStatus::from_columns(&context.outcome_status, context.outcome_reason.as_deref())?;
         if matches!(status, EpisodeStatus::Withdrawn | EpisodeStatus::Excluded(_)) {
             return Err(Error::StatusConflict {
                 episode_id,
@@ -88,31 +135,40 @@ impl Store {
                 reason: "no follow-up can be recorded",
             });
         }
-        let current_exists = sqlx::query_scalar!(
-            r#"SELECT EXISTS (SELECT 1 FROM registry.follow_ups WHERE episode_id = $1 AND is_current) AS "exists!""#,
-            episode_id
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        if current_exists {
+        if context.current_exists {
             return Err(Error::FollowUpExists { episode_id });
         }
-        let follow_up = self.insert_version(&mut tx, episode_id, 1, None, content).await?;
-        append_event(&mut tx, episode_id, EventKind::FollowUpRecorded, &follow_up.follow_up_id.to_string())
-            .await?;
-        if status != EpisodeStatus::Completed {
-            change_status(
-                &mut tx,
-                episode_id,
-                EpisodeStatus::Completed,
-                "follow-up recorded",
-                REGISTRY_ACTOR,
-            )
-            .await?;
-        }
-        claim.complete(&mut tx, &follow_up).await?;
+        let injection_date = context.injection_date.ok_or(Error::NoInjection { episode_id })?;
+        let placement = self.config.follow_up_window.place(
+            injection_date,
+            content.follow_up_date,
+            content.accept_out_of_window,
+        )?;
+        let follow_up = FollowUp {
+            follow_up_id: Uuid::new_v4(),
+            episode_id,
+            version: 1,
+            is_current: true,
+            amendment_reason: None,
+            days_since_injection: placement.days_since_injection,
+            in_window: placement.in_window,
+            // The transaction's start time: what `DEFAULT now()` would have stored.
+            recorded_at: context.now,
+            content,
+        };
+        let completes = status != EpisodeStatus::Completed;
+        write_first_version(&mut tx, &follow_up, completes, keyed.as_ref()).await?;
         tx.commit().await?;
-        Ok(follow_up)
+        let label_input = LabelInput {
+            status: EpisodeStatus::Completed,
+            baseline_leg_nrs: stored_u8("baseline_leg_nrs", context.baseline_leg_nrs)?,
+            baseline_back_nrs: context
+                .baseline_back_nrs
+                .map(|score| stored_u8("baseline_back_nrs", score))
+                .transpose()?,
+            follow_up: Some(FollowUpFacts::of(&follow_up)),
+        };
+        Ok(LabeledFollowUp { follow_up, label_input, rules: label_rules_from_json(context.rules)? })
     }
 
     /// Replaces the current follow-up with a new version carrying `reason`; history is kept.
@@ -280,6 +336,162 @@ impl Store {
         };
         Ok(DuePage { items, next_page_token })
     }
+}
+
+/// A recorded follow-up with what its episode's labels are derived from.
+#[derive(Debug, Clone)]
+pub struct LabeledFollowUp {
+    pub follow_up: FollowUp,
+    /// The episode's label facts right after the write.
+    pub label_input: LabelInput,
+    /// Every label rule, oldest first (as [`Store::label_rules`] gives them).
+    pub rules: Vec<LabelRule>,
+}
+
+/// What RecordFollowUp reads under the episode's lock, in the statement that claims its key.
+#[derive(sqlx::FromRow)]
+struct RecordContext {
+    outcome_status: String,
+    outcome_reason: Option<String>,
+    baseline_leg_nrs: i16,
+    baseline_back_nrs: Option<i16>,
+    injection_date: Option<NaiveDate>,
+    current_exists: bool,
+    now: DateTime<Utc>,
+    /// Whether this transaction claimed the idempotency key (always false without one).
+    claimed: bool,
+    /// Every label rule, as [`LABEL_RULES_JSON`] selects them.
+    rules: serde_json::Value,
+}
+
+/// The statement of [`record_context`] (built once: it includes [`LABEL_RULES_JSON`]).
+static RECORD_CONTEXT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH claim AS (
+             INSERT INTO registry.idempotency_keys (idempotency_key, method, request_hash)
+             SELECT $2, $3, $4 WHERE $2::text IS NOT NULL
+             ON CONFLICT (method, idempotency_key) DO NOTHING
+             RETURNING 1)
+         SELECT e.outcome_status, e.outcome_reason, e.baseline_leg_nrs, e.baseline_back_nrs, i.injection_date,
+             EXISTS (SELECT 1 FROM registry.follow_ups f WHERE f.episode_id = e.episode_id AND f.is_current)
+                 AS current_exists,
+             now() AS now,
+             EXISTS (SELECT 1 FROM claim) AS claimed,
+             {LABEL_RULES_JSON} AS rules
+         FROM registry.episodes e LEFT JOIN registry.injections i ON i.episode_id = e.episode_id
+         WHERE e.episode_id = $1
+         FOR UPDATE OF e"
+    )
+});
+
+/// Claims the idempotency key (if any), locks the episode and reads what RecordFollowUp
+/// decides on; `None` when there is no such episode. A key held by a concurrent transaction
+/// blocks here until that one ends, as a plain insert would. After waiting for the episode's
+/// lock, the episode's columns are its latest version but `current_exists` is as of the
+/// statement's start: [`write_first_version`] turns the unique violation of a follow-up
+/// committed meanwhile into [`Error::FollowUpExists`].
+async fn record_context(
+    conn: &mut PgConnection,
+    episode_id: Uuid,
+    keyed: Option<&idempotency::Keyed>,
+) -> Result<Option<RecordContext>> {
+    Ok(sqlx::query_as::<_, RecordContext>(sqlx::AssertSqlSafe(RECORD_CONTEXT.as_str()))
+        .bind(episode_id)
+        .bind(keyed.map(|keyed| keyed.key.as_str()))
+        .bind(RECORD_METHOD)
+        .bind(keyed.map(|keyed| keyed.hash.as_slice()))
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// Writes a first follow-up version in one statement: the row, its event, the episode's
+/// completion (status, history row and its event) when `completes`, an audit record per event
+/// under the current actor, and the answer stored under the idempotency key.
+async fn write_first_version(
+    conn: &mut PgConnection,
+    follow_up: &FollowUp,
+    completes: bool,
+    keyed: Option<&idempotency::Keyed>,
+) -> Result<()> {
+    let content = &follow_up.content;
+    let adverse_events: Vec<&str> = content.adverse_events.iter().map(|event| event.as_str()).collect();
+    let days = i32::try_from(follow_up.days_since_injection)
+        .map_err(|_| Error::invalid("follow_up_date", "too far after the injection"))?;
+    let actor = current_actor();
+    let response = keyed.map(|_| serde_json::to_value(follow_up)).transpose()?;
+    sqlx::query(
+        "WITH follow_up AS (
+             INSERT INTO registry.follow_ups (follow_up_id, episode_id, version, is_current, follow_up_date,
+                 days_since_injection, in_window, out_of_window_accepted, leg_nrs, back_nrs, pgic, analgesic_change,
+                 repeat_injection, surgery, adverse_events, adverse_event_note, method, entered_by, recorded_at)
+             VALUES ($1, $2, 1, true, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+             RETURNING follow_up_id),
+         completed AS (
+             UPDATE registry.episodes SET outcome_status = $19, outcome_reason = NULL, updated_at = now()
+             WHERE episode_id = $2 AND $18
+             RETURNING episode_id),
+         history AS (
+             INSERT INTO registry.outcome_status_history (episode_id, outcome_status, note, changed_by)
+             SELECT episode_id, $19, $20, $21 FROM completed
+             RETURNING change_id),
+         events AS (
+             INSERT INTO registry.events (episode_id, kind, subject)
+             SELECT $2, kind, subject FROM (
+                 SELECT 1 AS position, $22 AS kind, follow_up_id::text AS subject FROM follow_up
+                 UNION ALL
+                 SELECT 2, $23, change_id::text FROM history) AS written
+             ORDER BY position
+             RETURNING kind),
+         audited AS (
+             INSERT INTO audit.log (at, service, actor, role, action, target, outcome)
+             SELECT $24, $25, $26, $27, kind, $28, 'ok' FROM events)
+         UPDATE registry.idempotency_keys SET response = $30 WHERE method = $29 AND idempotency_key = $31",
+    )
+    .bind(follow_up.follow_up_id)
+    .bind(follow_up.episode_id)
+    .bind(content.follow_up_date)
+    .bind(days)
+    .bind(follow_up.in_window)
+    .bind(content.accept_out_of_window)
+    .bind(i16::from(content.leg_nrs.get()))
+    .bind(content.back_nrs.map(|score| i16::from(score.get())))
+    .bind(content.pgic.map(|rating| i16::from(rating.get())))
+    .bind(content.analgesic_change.map(|change| change.as_str()))
+    .bind(content.repeat_injection)
+    .bind(content.surgery)
+    .bind(&adverse_events)
+    .bind(&content.adverse_event_note)
+    .bind(content.method.as_str())
+    .bind(&content.entered_by)
+    .bind(follow_up.recorded_at)
+    .bind(completes)
+    .bind(EpisodeStatus::Completed.status().as_str())
+    .bind(COMPLETION_NOTE)
+    .bind(REGISTRY_ACTOR)
+    .bind(EventKind::FollowUpRecorded.as_str())
+    .bind(EventKind::StatusChanged.as_str())
+    .bind(Utc::now().trunc_subsecs(6))
+    .bind(AUDIT_SERVICE)
+    .bind(&actor.subject)
+    .bind(&actor.role)
+    .bind(format!("episode:{}", follow_up.episode_id))
+    .bind(RECORD_METHOD)
+    .bind(response)
+    .bind(keyed.map(|keyed| keyed.key.as_str()))
+    .execute(conn)
+    .await
+    .map_err(|error| match error {
+        // The context's check reads the follow-ups as they were when its statement began; a
+        // follow-up committed while it waited for the episode's lock is caught here.
+        sqlx::Error::Database(database)
+            if database.is_unique_violation()
+                && matches!(database.constraint(), Some(ONE_VERSION_ONE_KEY | ONE_CURRENT_KEY)) =>
+        {
+            Error::FollowUpExists { episode_id: follow_up.episode_id }
+        }
+        other => other.into(),
+    })?;
+    Ok(())
 }
 
 /// Parses `"<injection date>/<episode id>"`; an empty token is the first page.

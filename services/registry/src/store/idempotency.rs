@@ -28,6 +28,20 @@ pub struct Claim {
     key: Option<String>,
 }
 
+/// A key and the hash of its request, checked and ready to claim.
+pub struct Keyed {
+    pub key: String,
+    pub hash: Vec<u8>,
+}
+
+/// Checks `key` and hashes the request it is given for (`None` without a key).
+pub fn keyed(key: Option<&str>, method: &str, request: &impl Serialize) -> Result<Option<Keyed>> {
+    key.map(|key| {
+        Ok(Keyed { key: required_text("idempotency_key", key, 128)?, hash: request_hash(method, request)? })
+    })
+    .transpose()
+}
+
 /// Claims `key` for this request. `Ok(Err(answer))` is a replay: return the stored answer.
 pub async fn claim<T: DeserializeOwned>(
     conn: &mut PgConnection,
@@ -35,11 +49,9 @@ pub async fn claim<T: DeserializeOwned>(
     method: &'static str,
     request: &impl Serialize,
 ) -> Result<std::result::Result<Claim, T>> {
-    let Some(key) = key else {
+    let Some(Keyed { key, hash }) = keyed(key, method, request)? else {
         return Ok(Ok(Claim { method, key: None }));
     };
-    let key = required_text("idempotency_key", key, 128)?;
-    let hash = request_hash(method, request)?;
     let inserted = sqlx::query!(
         "INSERT INTO registry.idempotency_keys (idempotency_key, method, request_hash) VALUES ($1, $2, $3)
          ON CONFLICT (method, idempotency_key) DO NOTHING",
@@ -53,21 +65,41 @@ pub async fn claim<T: DeserializeOwned>(
     if inserted == 1 {
         return Ok(Ok(Claim { method, key: Some(key) }));
     }
+    Ok(Err(stored_answer(conn, method, &Keyed { key, hash }).await?))
+}
+
+/// The answer stored under a key claimed by an earlier, committed request; refused when that
+/// request differs from this one.
+pub async fn stored_answer<T: DeserializeOwned>(
+    conn: &mut PgConnection,
+    method: &str,
+    keyed: &Keyed,
+) -> Result<T> {
+    let response = stored_request(conn, method, keyed)
+        .await?
+        // The answer is written in the same transaction as the key, so a committed key has one.
+        .ok_or_else(|| Error::Database(sqlx::Error::Protocol("idempotency key without a response".into())))?;
+    Ok(serde_json::from_value(response)?)
+}
+
+/// Refuses when `keyed.key` is stored for a different request; returns the stored answer, if
+/// any (none for a key this transaction claimed itself).
+pub async fn stored_request(
+    conn: &mut PgConnection,
+    method: &str,
+    keyed: &Keyed,
+) -> Result<Option<serde_json::Value>> {
     let stored = sqlx::query!(
         "SELECT request_hash, response FROM registry.idempotency_keys WHERE method = $1 AND idempotency_key = $2",
         method,
-        key
+        keyed.key
     )
     .fetch_one(&mut *conn)
     .await?;
-    if stored.request_hash != hash {
+    if stored.request_hash != keyed.hash {
         return Err(Error::IdempotencyKeyReused);
     }
-    // The answer is written in the same transaction as the key, so a committed key has one.
-    let response = stored
-        .response
-        .ok_or_else(|| Error::Database(sqlx::Error::Protocol("idempotency key without a response".into())))?;
-    Ok(Err(serde_json::from_value(response)?))
+    Ok(stored.response)
 }
 
 impl Claim {

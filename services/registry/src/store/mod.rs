@@ -17,11 +17,14 @@ use crate::config::RegistryConfig;
 use crate::domain::types::EpisodeStatus;
 use crate::error::{Error, Result};
 
-pub use follow_ups::{DueFollowUp, DuePage, DueState};
+pub use follow_ups::{DueFollowUp, DuePage, DueState, LabeledFollowUp};
 pub use listing::{EpisodeFilter, StoredEvent};
 pub use performance::{LabelCounts, ModelPerformance};
 pub use predictions::RecordedJob;
 pub use snapshots::{SnapshotRequest, SnapshotSummary};
+
+/// The registry's name in `audit.log`.
+const AUDIT_SERVICE: &str = "registry";
 
 /// Handle to the registry's tables (cheap to clone: the pool is shared).
 #[derive(Debug, Clone)]
@@ -30,7 +33,7 @@ pub struct Store {
     config: RegistryConfig,
 }
 
-/// Kinds of events written to `registry.events` (announced on channel `registry_events`).
+/// Kinds of events written to `registry.events` (read by the event hub, `events.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
     EpisodeCreated,
@@ -134,7 +137,7 @@ impl Store {
         let actor = current_actor();
         let mut tx = self.pool.begin().await?;
         let record = tfesi_platform::audit::AuditRecord {
-            service: "registry",
+            service: AUDIT_SERVICE,
             actor: &actor.subject,
             role: &actor.role,
             action,
@@ -168,7 +171,7 @@ async fn append_event(
     let actor = current_actor();
     let target = format!("episode:{episode_id}");
     let record = tfesi_platform::audit::AuditRecord {
-        service: "registry",
+        service: AUDIT_SERVICE,
         actor: &actor.subject,
         role: &actor.role,
         action: kind.as_str(),

@@ -229,17 +229,17 @@ impl Store {
 
     /// Every label rule, oldest first.
     pub async fn label_rules(&self) -> Result<Vec<LabelRule>> {
-        let versions = sqlx::query_scalar!(
-            "SELECT rule_version FROM registry.label_rules ORDER BY created_at, rule_version"
-        )
+        // One statement: this is read after every recorded follow-up.
+        sqlx::query_as::<_, LabelRuleRow>(concat!(
+            "SELECT ",
+            label_rule_columns!(),
+            " FROM registry.label_rules ORDER BY created_at, rule_version"
+        ))
         .fetch_all(&self.pool)
-        .await?;
-        let mut conn = self.pool.acquire().await?;
-        let mut rules = Vec::with_capacity(versions.len());
-        for version in versions {
-            rules.push(load_rule(&mut conn, &version).await?);
-        }
-        Ok(rules)
+        .await?
+        .into_iter()
+        .map(LabelRuleRow::into_rule)
+        .collect()
     }
 
     /// A stored label rule.
@@ -249,29 +249,74 @@ impl Store {
     }
 }
 
+/// The columns of a [`LabelRuleRow`], as a literal for `concat!`.
+macro_rules! label_rule_columns {
+    () => {
+        "rule_version, score_site, min_baseline_nrs, min_reduction_pct, window_start_day, due_day, window_end_day, \
+         include_out_of_window, exclude_repeat_injection, exclude_surgery"
+    };
+}
+use label_rule_columns;
+
+/// A stored `registry.label_rules` row (also as `to_jsonb` writes it).
+#[derive(sqlx::FromRow, Deserialize)]
+pub(super) struct LabelRuleRow {
+    rule_version: String,
+    score_site: String,
+    min_baseline_nrs: i16,
+    min_reduction_pct: i16,
+    window_start_day: i32,
+    due_day: i32,
+    window_end_day: i32,
+    include_out_of_window: bool,
+    exclude_repeat_injection: bool,
+    exclude_surgery: bool,
+}
+
+/// The label rules in the order [`Store::label_rules`] gives them, as a JSON array selected by
+/// [`LABEL_RULES_JSON`].
+pub(super) fn label_rules_from_json(rules: serde_json::Value) -> Result<Vec<LabelRule>> {
+    serde_json::from_value::<Vec<LabelRuleRow>>(rules)?.into_iter().map(LabelRuleRow::into_rule).collect()
+}
+
+/// Every label rule as one JSON array, oldest first: a scalar subquery for statements that
+/// read the rules along with something else.
+pub(super) const LABEL_RULES_JSON: &str = concat!(
+    "(SELECT coalesce(jsonb_agg(to_jsonb(r) - 'created_at' ORDER BY r.created_at, r.rule_version), '[]') \
+     FROM (SELECT created_at, ",
+    label_rule_columns!(),
+    " FROM registry.label_rules) AS r)"
+);
+
+impl LabelRuleRow {
+    fn into_rule(self) -> Result<LabelRule> {
+        Ok(LabelRule {
+            version: self.rule_version,
+            score_site: ScoreSite::parse("score_site", &self.score_site)?,
+            min_baseline_nrs: stored_u8("min_baseline_nrs", self.min_baseline_nrs)?,
+            min_reduction_pct: stored_u8("min_reduction_pct", self.min_reduction_pct)?,
+            window_start_day: stored_u32("window_start_day", self.window_start_day)?,
+            due_day: stored_u32("due_day", self.due_day)?,
+            window_end_day: stored_u32("window_end_day", self.window_end_day)?,
+            include_out_of_window: self.include_out_of_window,
+            exclude_repeat_injection: self.exclude_repeat_injection,
+            exclude_surgery: self.exclude_surgery,
+        })
+    }
+}
+
 /// Reads a label rule by version.
 pub(super) async fn load_rule(conn: &mut PgConnection, rule_version: &str) -> Result<LabelRule> {
-    let row = sqlx::query!(
-        "SELECT rule_version, score_site, min_baseline_nrs, min_reduction_pct, window_start_day, due_day, window_end_day,
-             include_out_of_window, exclude_repeat_injection, exclude_surgery
-         FROM registry.label_rules WHERE rule_version = $1",
-        rule_version
-    )
+    sqlx::query_as::<_, LabelRuleRow>(concat!(
+        "SELECT ",
+        label_rule_columns!(),
+        " FROM registry.label_rules WHERE rule_version = $1"
+    ))
+    .bind(rule_version)
     .fetch_optional(conn)
     .await?
-    .ok_or_else(|| Error::not_found("label rule", rule_version))?;
-    Ok(LabelRule {
-        version: row.rule_version,
-        score_site: ScoreSite::parse("score_site", &row.score_site)?,
-        min_baseline_nrs: stored_u8("min_baseline_nrs", row.min_baseline_nrs)?,
-        min_reduction_pct: stored_u8("min_reduction_pct", row.min_reduction_pct)?,
-        window_start_day: stored_u32("window_start_day", row.window_start_day)?,
-        due_day: stored_u32("due_day", row.due_day)?,
-        window_end_day: stored_u32("window_end_day", row.window_end_day)?,
-        include_out_of_window: row.include_out_of_window,
-        exclude_repeat_injection: row.exclude_repeat_injection,
-        exclude_surgery: row.exclude_surgery,
-    })
+    .ok_or_else(|| Error::not_found("label rule", rule_version))?
+    .into_rule()
 }
 
 /// Every episode with an injection as the registry knew it at `as_of` (status, current

@@ -171,6 +171,25 @@ async fn every_bad_input_gets_its_status_code() {
     let replay =
         client.record_follow_up(record(&episode_id, "k5", follow_up(5, 2))).await.unwrap().into_inner();
     assert_eq!(replay.follow_up, first.follow_up);
+    // The labels answered from the write (first) and from a re-read (the replay, GetEpisode)
+    // agree, for every rule.
+    let outcomes = |labels: &[pb::Label]| -> Vec<(String, i32, i32, Option<f64>, i32)> {
+        labels
+            .iter()
+            .map(|l| {
+                (l.rule_version.clone(), l.label, l.unlabelable_reason, l.reduction, l.follow_up_version)
+            })
+            .collect()
+    };
+    assert_eq!(outcomes(&replay.labels), outcomes(&first.labels));
+    let stored = client
+        .get_episode(pb::GetEpisodeRequest { episode_id: episode_id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .episode
+        .expect("episode");
+    assert_eq!(outcomes(&stored.labels), outcomes(&first.labels));
     let reused = client.record_follow_up(record(&episode_id, "k5", follow_up(6, 2))).await.unwrap_err();
     assert_eq!(reused.code(), Code::FailedPrecondition);
     let second = client.record_follow_up(record(&episode_id, "k6", follow_up(6, 3))).await.unwrap_err();
