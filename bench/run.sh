@@ -4,7 +4,7 @@
 # machines mean little, and each benchmark already runs its baseline beside ours.
 #
 #   bench/run.sh              every benchmark
-#   bench/run.sh serving      only the named ones (prep, serving, followups)
+#   bench/run.sh serving      only the named ones (prep, serving, followups, ingest)
 #
 # Needs what scripts/setup.sh installs (.venv with the Python baselines, the ONNX Runtime library).
 set -euo pipefail
@@ -43,12 +43,25 @@ run_followups() {
     TFESI_BENCH_RESULTS="$results" cargo bench -p tfesi-registry --bench followups
 }
 
-all=(prep serving followups)
+# Ingest throughput beside Orthanc (services/ingest/benches/ingest.rs): needs the local Postgres and
+# Redis, dcmtk's storescu (scripts/setup.sh) and Debian's orthanc, installed here on first use (only
+# the benchmark needs it, so the test setup does not). The bench starts its own Orthanc on free
+# ports and never touches a system one; writes its own JSON.
+run_ingest() {
+    if [[ ! -x /usr/sbin/Orthanc ]]; then
+        log "installing Debian's orthanc (the ingest baseline)"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -q orthanc >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q orthanc >/dev/null; }
+    fi
+    TFESI_BENCH_RESULTS="$results" cargo bench -p tfesi-ingest --bench ingest
+}
+
+all=(prep serving followups ingest)
 selected=("$@")
 [[ ${#selected[@]} -eq 0 ]] && selected=("${all[@]}")
 for name in "${selected[@]}"; do
     case "$name" in
-        prep | serving | followups) ;;
+        prep | serving | followups | ingest) ;;
         *) log "unknown benchmark '$name' (known: ${all[*]})"; exit 2 ;;
     esac
 done

@@ -4,6 +4,7 @@
 //! Every process a test starts is killed by its own PID when its guard drops; every loop here is
 //! bounded in time.
 
+pub mod bench;
 pub mod cohort;
 pub mod inference;
 pub mod machine;

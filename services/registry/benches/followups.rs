@@ -5,7 +5,7 @@
 //! pgbench with the same script plus an audit-chain append under one advisory lock held to commit
 //! (how `tfesi_platform::audit::append` chained before migration 0401), shows what serializing
 //! every write costs, and why records are now chained after the commit; a fourth,
-//! pgbench running the registry's whole RecordFollowUp transaction statement by statement, shows
+//! pgbench running the registry's whole RecordFollowUp transaction statement for statement, shows
 //! what the transaction itself allows without gRPC, auth or Rust in the way.
 //! Prints tables; writes bench/results/registry-followups.json.
 //!
@@ -30,6 +30,7 @@ use serde_json::{Value, json};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection as _, Executor as _, PgConnection};
 use tfesi_auth::{AuthConfig, Role, TokenSource};
+use tfesi_e2e::bench::{Spread, env_or, machine, percentile, postgres_durability};
 use tfesi_e2e::process::ServiceProcess;
 use tfesi_e2e::wait_for_health;
 use tfesi_platform::client::Outgoing;
@@ -48,13 +49,6 @@ const TARGET_RATIO: f64 = 0.5;
 const START_WITHIN: Duration = Duration::from_secs(60);
 /// Per request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn env_or(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(value) => value.parse().unwrap_or_else(|_| panic!("{name}={value:?} is not a count")),
-        Err(_) => default,
-    }
-}
 
 struct Settings {
     rounds: usize,
@@ -156,46 +150,6 @@ struct Run {
     p50_us: Option<f64>,
     p99_us: Option<f64>,
     mean_us: f64,
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Spread {
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-impl Spread {
-    fn of(values: &[f64]) -> Self {
-        let mut sorted: Vec<f64> = values.iter().copied().filter(|value| value.is_finite()).collect();
-        if sorted.is_empty() {
-            return Self { median: f64::NAN, min: f64::NAN, max: f64::NAN };
-        }
-        sorted.sort_by(f64::total_cmp);
-        let middle = sorted.len() / 2;
-        let median = if sorted.len() % 2 == 1 {
-            sorted[middle]
-        } else {
-            f64::midpoint(sorted[middle - 1], sorted[middle])
-        };
-        Self { median, min: sorted[0], max: sorted[sorted.len() - 1] }
-    }
-
-    fn show(self, decimals: usize) -> String {
-        format!("{:.decimals$} ({:.decimals$}–{:.decimals$})", self.median, self.min, self.max)
-    }
-
-    fn to_json(self) -> Value {
-        json!({ "median": self.median, "min": self.min, "max": self.max })
-    }
 }
 
 fn proto_date(day: NaiveDate) -> common::Date {
@@ -417,6 +371,11 @@ CREATE TABLE bench_pgbench.idempotency_keys (
     created_at      timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (method, idempotency_key)
 );
+CREATE TABLE bench_pgbench.episodes (
+    episode_id      uuid PRIMARY KEY,
+    outcome_status  text NOT NULL,
+    updated_at      timestamptz NOT NULL DEFAULT now()
+);
 CREATE TABLE bench_pgbench.audit (
     id          bigserial PRIMARY KEY,
     at          timestamptz NOT NULL DEFAULT now(),
@@ -451,28 +410,18 @@ INSERT INTO bench_pgbench.audit (action, target, prev_hash, hash) SELECT 'follow
 END;
 ";
 
-/// The registry's RecordFollowUp transaction, statement by statement, on the scratch tables (the
-/// reads of the episode and injection are stand-ins of the same round-trip count): claim the
-/// idempotency key, read, insert the follow-up and its event, append an audit record (one insert,
-/// unchained: chaining happens after the commit), complete the episode (update, status history
-/// row, its event and second audit record), store the answer under the key, commit. 14
-/// statements, no lock. Not included: the label read after the commit.
+/// The registry's RecordFollowUp transaction, statement for statement, on the scratch tables
+/// (stand-ins of the same round trips: the episode row is inserted where the registry locks and
+/// reads it, and an event row stands in for the status history row): begin; claim the
+/// idempotency key in the statement that reads the episode; one statement writing the follow-up,
+/// the episode's completion (status update and history row), both events, an audit record per event (unchained: chaining happens after the commit) and the
+/// answer under the key; commit. No lock. Not included: the label rules read after the commit.
 const PGBENCH_SHAPED: &str = r"\set leg random(0, 10)
 \set back random(0, 10)
 \set pgic random(1, 7)
 BEGIN;
-INSERT INTO bench_pgbench.idempotency_keys (idempotency_key, method, request_hash) VALUES (gen_random_uuid()::text, 'RecordFollowUp', sha256('request')) RETURNING idempotency_key AS ikey, gen_random_uuid() AS eid \gset
-SELECT ':eid'::uuid AS episode_id, 'pending' AS outcome_status;
-SELECT EXISTS (SELECT 1 FROM bench_pgbench.follow_ups WHERE episode_id = ':eid' AND is_current);
-SELECT current_date - 61 AS injection_date;
-INSERT INTO bench_pgbench.follow_ups (follow_up_id, episode_id, version, is_current, amendment_reason, follow_up_date, days_since_injection, in_window, out_of_window_accepted, leg_nrs, back_nrs, pgic, analgesic_change, repeat_injection, surgery, adverse_events, adverse_event_note, method, entered_by) VALUES (gen_random_uuid(), ':eid', 1, true, NULL, current_date - 1, 60, true, false, :leg, :back, :pgic, NULL, NULL, NULL, '{}', '', 'phone', 'bench-nurse-01') RETURNING follow_up_id AS fid \gset
-INSERT INTO bench_pgbench.events (episode_id, kind, subject) VALUES (':eid', 'follow_up_recorded', ':fid');
-INSERT INTO bench_pgbench.audit (action, target) VALUES ('follow_up_recorded', 'episode:' || ':eid');
-UPDATE bench_pgbench.idempotency_keys SET created_at = now() WHERE method = 'RecordFollowUp' AND idempotency_key = ':ikey';
-INSERT INTO bench_pgbench.events (episode_id, kind, subject) VALUES (':eid', 'status_changed', 'completed');
-INSERT INTO bench_pgbench.events (episode_id, kind, subject) VALUES (':eid', 'status_changed', ':fid');
-INSERT INTO bench_pgbench.audit (action, target) VALUES ('status_changed', 'episode:' || ':eid');
-UPDATE bench_pgbench.idempotency_keys SET response = jsonb_build_object('follow_up_id', ':fid') WHERE method = 'RecordFollowUp' AND idempotency_key = ':ikey';
+WITH claim AS (INSERT INTO bench_pgbench.idempotency_keys (idempotency_key, method, request_hash) VALUES (gen_random_uuid()::text, 'RecordFollowUp', sha256('request')) RETURNING idempotency_key), episode AS (INSERT INTO bench_pgbench.episodes (episode_id, outcome_status) VALUES (gen_random_uuid(), 'pending') RETURNING episode_id) SELECT (SELECT idempotency_key FROM claim) AS ikey, (SELECT episode_id FROM episode) AS eid, 'pending' AS outcome_status, current_date - 61 AS injection_date, EXISTS (SELECT 1 FROM bench_pgbench.follow_ups WHERE is_current AND episode_id = (SELECT episode_id FROM episode)) AS current_exists, now() AS now \gset
+WITH follow_up AS (INSERT INTO bench_pgbench.follow_ups (follow_up_id, episode_id, version, is_current, amendment_reason, follow_up_date, days_since_injection, in_window, out_of_window_accepted, leg_nrs, back_nrs, pgic, analgesic_change, repeat_injection, surgery, adverse_events, adverse_event_note, method, entered_by) VALUES (gen_random_uuid(), ':eid', 1, true, NULL, current_date - 1, 60, true, false, :leg, :back, :pgic, NULL, NULL, NULL, '{}', '', 'phone', 'bench-nurse-01') RETURNING follow_up_id), completed AS (UPDATE bench_pgbench.episodes SET outcome_status = 'completed', updated_at = now() WHERE episode_id = ':eid' RETURNING 1), history AS (INSERT INTO bench_pgbench.events (episode_id, kind, subject) SELECT ':eid', 'status_history', 'completed' FROM completed RETURNING event_id), events AS (INSERT INTO bench_pgbench.events (episode_id, kind, subject) SELECT ':eid', kind, subject FROM (SELECT 1 AS position, 'follow_up_recorded' AS kind, follow_up_id::text AS subject FROM follow_up UNION ALL SELECT 2, 'status_changed', event_id::text FROM history) AS written ORDER BY position RETURNING kind), audited AS (INSERT INTO bench_pgbench.audit (action, target) SELECT kind, 'episode:' || ':eid' FROM events) UPDATE bench_pgbench.idempotency_keys SET response = jsonb_build_object('episode_id', ':eid') WHERE method = 'RecordFollowUp' AND idempotency_key = ':ikey';
 END;
 ";
 
@@ -516,21 +465,6 @@ async fn run_pgbench(
     Run { rate: tps, p50_us: None, p99_us: None, mean_us: latency_ms * 1000.0 }
 }
 
-fn machine() -> Value {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let cpu = cpuinfo
-        .lines()
-        .find_map(|line| line.strip_prefix("model name").and_then(|rest| rest.split_once(':')))
-        .map(|(_, name)| name.trim().to_owned())
-        .unwrap_or_default();
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    json!({
-        "cpu": cpu,
-        "cpus": std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
-        "kernel": kernel.trim(),
-    })
-}
-
 const SYSTEMS: [&str; 4] =
     ["tfesi-registry", "pgbench", "pgbench + audit chain lock", "pgbench, registry-shaped transaction"];
 
@@ -545,16 +479,8 @@ async fn main() {
         pgbench.display()
     );
 
+    let durability = postgres_durability(&settings.admin_url, "followups").await;
     let mut admin = PgConnection::connect(&settings.admin_url).await.expect("connect to Postgres");
-    let mut durability = serde_json::Map::new();
-    for name in ["synchronous_commit", "fsync", "wal_sync_method", "server_version"] {
-        let value: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SHOW {name}")))
-            .fetch_one(&mut admin)
-            .await
-            .expect(name);
-        println!("followups: postgres {name} = {value}");
-        durability.insert(name.to_owned(), Value::String(value));
-    }
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     let database = format!("tfesi_bench_followups_{}_{}", std::process::id(), nanos % 1_000_000_000);

@@ -27,6 +27,7 @@ use inprocess::InProcess;
 use inputs::Inputs;
 use remote::Remote;
 use report::{Figures, Results, Scenario, System};
+use tfesi_e2e::bench::env_or;
 use tfesi_inference::config::{BatchConfig, RuntimeConfig};
 
 /// Distinct rows cycled through (about 2.9 MB each).
@@ -41,13 +42,6 @@ pub struct Settings {
     pub concurrent_requests: usize,
     pub callers: usize,
     pub max_duration: Duration,
-}
-
-fn env_or(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(value) => value.parse().unwrap_or_else(|_| panic!("{name}={value:?} is not a count")),
-        Err(_) => default,
-    }
 }
 
 impl Settings {

@@ -9,7 +9,9 @@ use tfesi_inference::config::BatchConfig;
 
 use crate::Settings;
 use crate::inputs::{IMAGE_DIMS, Inputs};
-use crate::stats::{Run, Spread, percentile};
+use tfesi_e2e::bench::{Spread, machine};
+
+use crate::stats::{Run, percentile};
 
 /// What load the servers see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -358,19 +360,4 @@ fn date_utc() -> String {
         .ok()
         .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
         .unwrap_or_default()
-}
-
-fn machine() -> Value {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let cpu = cpuinfo
-        .lines()
-        .find_map(|line| line.strip_prefix("model name"))
-        .and_then(|rest| rest.split_once(':'))
-        .map_or("", |(_, name)| name.trim());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    json!({
-        "cpu": cpu,
-        "cpus": std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
-        "kernel": kernel.trim(),
-    })
 }

@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
-
 /// What one system did in one run of a scenario.
 #[derive(Debug, Clone)]
 pub struct Run {
@@ -27,48 +25,9 @@ impl Run {
     }
 }
 
-/// Nearest-rank quantile; NaN for no values.
+/// Nearest-rank quantile of unsorted values; NaN for no values.
 pub fn percentile(values: &[f64], q: f64) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-/// Median and range of one figure over rounds.
-#[derive(Debug, Clone, Copy)]
-pub struct Spread {
-    pub median: f64,
-    pub min: f64,
-    pub max: f64,
-}
-
-impl Spread {
-    /// Summarises the per-round values (NaN values, from empty runs, are left out).
-    pub fn of(values: &[f64]) -> Self {
-        let mut finite: Vec<f64> = values.iter().copied().filter(|value| value.is_finite()).collect();
-        if finite.is_empty() {
-            return Self { median: f64::NAN, min: f64::NAN, max: f64::NAN };
-        }
-        finite.sort_by(f64::total_cmp);
-        let middle = finite.len() / 2;
-        let median = if finite.len() % 2 == 1 {
-            finite[middle]
-        } else {
-            f64::midpoint(finite[middle - 1], finite[middle])
-        };
-        Self { median, min: finite[0], max: finite[finite.len() - 1] }
-    }
-
-    /// "median (min–max)" with `decimals` digits.
-    pub fn show(&self, decimals: usize) -> String {
-        format!("{:.decimals$} ({:.decimals$}–{:.decimals$})", self.median, self.min, self.max)
-    }
-
-    pub fn to_json(self) -> Value {
-        json!({ "median": self.median, "min": self.min, "max": self.max })
-    }
+    tfesi_e2e::bench::percentile(&sorted, q)
 }
