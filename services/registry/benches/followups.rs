@@ -410,19 +410,18 @@ INSERT INTO bench_pgbench.audit (action, target, prev_hash, hash) SELECT 'follow
 END;
 ";
 
-/// The registry's RecordFollowUp transaction, statement for statement, on the scratch tables
-/// (stand-ins of the same round trips: the episode row is inserted where the registry locks and
-/// reads it, and an event row stands in for the status history row): begin; claim the
-/// idempotency key in the statement that reads the episode; one statement writing the follow-up,
-/// the episode's completion (status update and history row), both events, an audit record per event (unchained: chaining happens after the commit) and the
-/// answer under the key; commit. No lock. Not included: the label rules read after the commit.
+/// The registry's RecordFollowUp, statement for statement, on the scratch tables: one read
+/// (the episode, its injection, whether it has a current follow-up, the idempotency key), then
+/// one autocommit statement writing the key with its answer, the follow-up, the episode's
+/// completion (an episode row inserted as completed stands in for locking and updating it; an
+/// event row stands in for the status history row), both events and an audit record per event
+/// (unchained: chaining happens after the commit). No explicit transaction, as the registry.
+/// Not included: the label rules the registry's read also returns.
 const PGBENCH_SHAPED: &str = r"\set leg random(0, 10)
 \set back random(0, 10)
 \set pgic random(1, 7)
-BEGIN;
-WITH claim AS (INSERT INTO bench_pgbench.idempotency_keys (idempotency_key, method, request_hash) VALUES (gen_random_uuid()::text, 'RecordFollowUp', sha256('request')) RETURNING idempotency_key), episode AS (INSERT INTO bench_pgbench.episodes (episode_id, outcome_status) VALUES (gen_random_uuid(), 'pending') RETURNING episode_id) SELECT (SELECT idempotency_key FROM claim) AS ikey, (SELECT episode_id FROM episode) AS eid, 'pending' AS outcome_status, current_date - 61 AS injection_date, EXISTS (SELECT 1 FROM bench_pgbench.follow_ups WHERE is_current AND episode_id = (SELECT episode_id FROM episode)) AS current_exists, now() AS now \gset
-WITH follow_up AS (INSERT INTO bench_pgbench.follow_ups (follow_up_id, episode_id, version, is_current, amendment_reason, follow_up_date, days_since_injection, in_window, out_of_window_accepted, leg_nrs, back_nrs, pgic, analgesic_change, repeat_injection, surgery, adverse_events, adverse_event_note, method, entered_by) VALUES (gen_random_uuid(), ':eid', 1, true, NULL, current_date - 1, 60, true, false, :leg, :back, :pgic, NULL, NULL, NULL, '{}', '', 'phone', 'bench-nurse-01') RETURNING follow_up_id), completed AS (UPDATE bench_pgbench.episodes SET outcome_status = 'completed', updated_at = now() WHERE episode_id = ':eid' RETURNING 1), history AS (INSERT INTO bench_pgbench.events (episode_id, kind, subject) SELECT ':eid', 'status_history', 'completed' FROM completed RETURNING event_id), events AS (INSERT INTO bench_pgbench.events (episode_id, kind, subject) SELECT ':eid', kind, subject FROM (SELECT 1 AS position, 'follow_up_recorded' AS kind, follow_up_id::text AS subject FROM follow_up UNION ALL SELECT 2, 'status_changed', event_id::text FROM history) AS written ORDER BY position RETURNING kind), audited AS (INSERT INTO bench_pgbench.audit (action, target) SELECT kind, 'episode:' || ':eid' FROM events) UPDATE bench_pgbench.idempotency_keys SET response = jsonb_build_object('episode_id', ':eid') WHERE method = 'RecordFollowUp' AND idempotency_key = ':ikey';
-END;
+SELECT asked.eid, asked.ikey, e.episode_id IS NULL AS new_episode, EXISTS (SELECT 1 FROM bench_pgbench.follow_ups f WHERE f.episode_id = asked.eid AND f.is_current) AS current_exists, k.idempotency_key IS NULL AS key_free FROM (SELECT gen_random_uuid() AS eid, gen_random_uuid()::text AS ikey) AS asked LEFT JOIN bench_pgbench.episodes e ON e.episode_id = asked.eid LEFT JOIN bench_pgbench.idempotency_keys k ON k.method = 'RecordFollowUp' AND k.idempotency_key = asked.ikey \gset
+WITH episode AS (INSERT INTO bench_pgbench.episodes (episode_id, outcome_status) VALUES (':eid', 'completed') RETURNING episode_id), claim AS (INSERT INTO bench_pgbench.idempotency_keys (idempotency_key, method, request_hash, response) SELECT ':ikey', 'RecordFollowUp', sha256('request'), jsonb_build_object('episode_id', episode_id, 'recorded_at', now()) FROM episode ON CONFLICT (method, idempotency_key) DO NOTHING RETURNING 1), go AS (SELECT episode_id FROM episode WHERE EXISTS (SELECT 1 FROM claim)), follow_up AS (INSERT INTO bench_pgbench.follow_ups (follow_up_id, episode_id, version, is_current, amendment_reason, follow_up_date, days_since_injection, in_window, out_of_window_accepted, leg_nrs, back_nrs, pgic, analgesic_change, repeat_injection, surgery, adverse_events, adverse_event_note, method, entered_by) SELECT gen_random_uuid(), episode_id, 1, true, NULL, current_date - 1, 60, true, false, :leg, :back, :pgic, NULL, NULL, NULL, '{}', '', 'phone', 'bench-nurse-01' FROM go RETURNING follow_up_id, recorded_at), history AS (INSERT INTO bench_pgbench.events (episode_id, kind, subject) SELECT episode_id, 'status_history', 'completed' FROM go RETURNING event_id), events AS (INSERT INTO bench_pgbench.events (episode_id, kind, subject) SELECT ':eid', kind, subject FROM (SELECT 1 AS position, 'follow_up_recorded' AS kind, follow_up_id::text AS subject FROM follow_up UNION ALL SELECT 2, 'status_changed', event_id::text FROM history) AS written ORDER BY position RETURNING kind), audited AS (INSERT INTO bench_pgbench.audit (action, target) SELECT kind, 'episode:' || ':eid' FROM events) SELECT (SELECT recorded_at FROM follow_up);
 ";
 
 /// Runs pgbench with `script` on `database`: `clients` clients, 2 threads, `per_client`

@@ -63,6 +63,11 @@ pub enum Error {
     #[error("idempotency key was already used with a different request")]
     IdempotencyKeyReused,
 
+    /// The episode kept changing while a write was being made (each attempt found it changed
+    /// since it was read); the caller may retry.
+    #[error("episode {episode_id} changed while the follow-up was being recorded; retry")]
+    Contended { episode_id: Uuid },
+
     /// A job's predictions were already recorded with different content.
     #[error("job {job_id} was already recorded with different content")]
     PredictionConflict { job_id: String },
@@ -104,7 +109,7 @@ impl From<Error> for tonic::Status {
             | Error::StudyConflict { .. }
             | Error::IdempotencyKeyReused
             | Error::PredictionConflict { .. } => tonic::Status::failed_precondition(message),
-            Error::VersionMismatch { .. } => tonic::Status::aborted(message),
+            Error::VersionMismatch { .. } | Error::Contended { .. } => tonic::Status::aborted(message),
             Error::Database(cause) => {
                 tracing::error!(error = %cause, "registry database error");
                 match cause {

@@ -4,7 +4,7 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Days, NaiveDate, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::rows::FollowUpRow;
@@ -26,6 +26,10 @@ const COMPLETION_NOTE: &str = "follow-up recorded";
 /// The unique keys that hold one version 1 and one current version per episode (migration 0300).
 const ONE_VERSION_ONE_KEY: &str = "follow_ups_episode_id_version_key";
 const ONE_CURRENT_KEY: &str = "follow_ups_one_current_idx";
+
+/// How many times RecordFollowUp reads and tries to write before answering ABORTED (each
+/// retry follows a concurrent change of the same episode).
+const WRITE_ATTEMPTS: usize = 5;
 
 /// RecordFollowUp's name in `registry.idempotency_keys`.
 const RECORD_METHOD: &str = "RecordFollowUp";
@@ -96,10 +100,13 @@ impl Store {
     /// right after the write and the label rules, so that the caller can answer with labels
     /// without reading again.
     ///
-    /// The hot path of the follow-up desk: four round trips to Postgres (begin; the idempotency
-    /// claim, the episode locked and read with its injection date, whether it has a current
-    /// follow-up, and the label rules; every write in one statement; commit) where one statement
-    /// per row and a read of the labels would take twenty.
+    /// The hot path of the follow-up desk, in two round trips to Postgres and one commit: one
+    /// read (the episode, its injection date, whether it has a current follow-up, the
+    /// idempotency key's stored request and answer, the label rules), then one statement that
+    /// writes everything only if the episode is still as read, locking it (the idempotency key
+    /// with its answer, the follow-up, the episode's completion, its history row, both events,
+    /// an audit record per event). When the episode changed in between, or a concurrent request
+    /// took the key, nothing is written and the decision is made again from a fresh read.
     pub async fn record_follow_up_labeled(
         &self,
         idempotency_key: Option<&str>,
@@ -112,63 +119,76 @@ impl Store {
             RECORD_METHOD,
             &RecordRequest { episode_id, content: &content },
         )?;
-        let mut tx = self.pool.begin().await?;
-        let Some(context) = record_context(&mut tx, episode_id, keyed.as_ref()).await? else {
-            // A key stored for another request is refused as such before "no such episode".
-            if let Some(keyed) = &keyed {
-                idempotency::stored_request(&mut tx, RECORD_METHOD, keyed).await?;
+        for _ in 0..WRITE_ATTEMPTS {
+            let context = record_context(&self.pool, episode_id, keyed.as_ref()).await?;
+            if let (Some(keyed), Some(stored_hash)) = (&keyed, &context.key_hash) {
+                if *stored_hash != keyed.hash {
+                    return Err(Error::IdempotencyKeyReused);
+                }
+                let answer = context.key_response.clone().ok_or_else(|| {
+                    Error::Database(sqlx::Error::Protocol("idempotency key without a response".into()))
+                })?;
+                let follow_up: FollowUp = serde_json::from_value(answer)?;
+                let view = self.get_episode(episode_id).await?;
+                let rules = label_rules_from_json(context.rules)?;
+                return Ok(LabeledFollowUp { follow_up, label_input: LabelInput::of_view(&view), rules });
             }
-            return Err(Error::not_found("episode", episode_id));
-        };
-        if let (Some(keyed), false) = (&keyed, context.claimed) {
-            let follow_up: FollowUp = idempotency::stored_answer(&mut tx, RECORD_METHOD, keyed).await?;
-            drop(tx);
-            let view = self.get_episode(episode_id).await?;
-            let (label_input, rules) = (LabelInput::of_view(&view), self.label_rules().await?);
-            return Ok(LabeledFollowUp { follow_up, label_input, rules });
-        }
-        let status = EpisodeStatus::from_columns(&context.outcome_status, context.outcome_reason.as_deref())?;
-        if matches!(status, EpisodeStatus::Withdrawn | EpisodeStatus::Excluded(_)) {
-            return Err(Error::StatusConflict {
+            let (Some(outcome_status), Some(baseline_leg_nrs)) =
+                (&context.outcome_status, context.baseline_leg_nrs)
+            else {
+                return Err(Error::not_found("episode", episode_id));
+            };
+            let status = EpisodeStatus::from_columns(outcome_status, context.outcome_reason.as_deref())?;
+            if matches!(status, EpisodeStatus::Withdrawn | EpisodeStatus::Excluded(_)) {
+                return Err(Error::StatusConflict {
+                    episode_id,
+                    status: status.status().to_string(),
+                    reason: "no follow-up can be recorded",
+                });
+            }
+            if context.current_exists {
+                return Err(Error::FollowUpExists { episode_id });
+            }
+            let injection_date = context.injection_date.ok_or(Error::NoInjection { episode_id })?;
+            let placement = self.config.follow_up_window.place(
+                injection_date,
+                content.follow_up_date,
+                content.accept_out_of_window,
+            )?;
+            let mut follow_up = FollowUp {
+                follow_up_id: Uuid::new_v4(),
                 episode_id,
-                status: status.status().to_string(),
-                reason: "no follow-up can be recorded",
+                version: 1,
+                is_current: true,
+                amendment_reason: None,
+                days_since_injection: placement.days_since_injection,
+                in_window: placement.in_window,
+                // Replaced by the database's time of the write (the statement's `now()`).
+                recorded_at: Utc::now(),
+                content: content.clone(),
+            };
+            let Some(recorded_at) =
+                write_first_version(&self.pool, &follow_up, status, keyed.as_ref()).await?
+            else {
+                continue;
+            };
+            follow_up.recorded_at = recorded_at;
+            let label_input = LabelInput {
+                status: EpisodeStatus::Completed,
+                baseline_leg_nrs: stored_u8("baseline_leg_nrs", baseline_leg_nrs)?,
+                baseline_back_nrs: context
+                    .baseline_back_nrs
+                    .map(|score| stored_u8("baseline_back_nrs", score))
+                    .transpose()?,
+                follow_up: Some(FollowUpFacts::of(&follow_up)),
+            };
+            return Ok(LabeledFollowUp {
+                follow_up,
+                label_input,
+                rules: label_rules_from_json(context.rules)?,
             });
         }
-        if context.current_exists {
-            return Err(Error::FollowUpExists { episode_id });
-        }
-        let injection_date = context.injection_date.ok_or(Error::NoInjection { episode_id })?;
-        let placement = self.config.follow_up_window.place(
-            injection_date,
-            content.follow_up_date,
-            content.accept_out_of_window,
-        )?;
-        let follow_up = FollowUp {
-            follow_up_id: Uuid::new_v4(),
-            episode_id,
-            version: 1,
-            is_current: true,
-            amendment_reason: None,
-            days_since_injection: placement.days_since_injection,
-            in_window: placement.in_window,
-            // The transaction's start time: what `DEFAULT now()` would have stored.
-            recorded_at: context.now,
-            content,
-        };
-        let completes = status != EpisodeStatus::Completed;
-        write_first_version(&mut tx, &follow_up, completes, keyed.as_ref()).await?;
-        tx.commit().await?;
-        let label_input = LabelInput {
-            status: EpisodeStatus::Completed,
-            baseline_leg_nrs: stored_u8("baseline_leg_nrs", context.baseline_leg_nrs)?,
-            baseline_back_nrs: context
-                .baseline_back_nrs
-                .map(|score| stored_u8("baseline_back_nrs", score))
-                .transpose()?,
-            follow_up: Some(FollowUpFacts::of(&follow_up)),
-        };
-        Ok(LabeledFollowUp { follow_up, label_input, rules: label_rules_from_json(context.rules)? })
+        Err(Error::Contended { episode_id })
     }
 
     /// Replaces the current follow-up with a new version carrying `reason`; history is kept.
@@ -348,18 +368,20 @@ pub struct LabeledFollowUp {
     pub rules: Vec<LabelRule>,
 }
 
-/// What RecordFollowUp reads under the episode's lock, in the statement that claims its key.
+/// What RecordFollowUp decides on, read in one statement (without a lock: the write checks
+/// that the episode is still as read).
 #[derive(sqlx::FromRow)]
 struct RecordContext {
-    outcome_status: String,
+    /// `None` (with every other episode column) when there is no such episode.
+    outcome_status: Option<String>,
     outcome_reason: Option<String>,
-    baseline_leg_nrs: i16,
+    baseline_leg_nrs: Option<i16>,
     baseline_back_nrs: Option<i16>,
     injection_date: Option<NaiveDate>,
     current_exists: bool,
-    now: DateTime<Utc>,
-    /// Whether this transaction claimed the idempotency key (always false without one).
-    claimed: bool,
+    /// The idempotency key's stored request hash and answer, when the key was used before.
+    key_hash: Option<Vec<u8>>,
+    key_response: Option<serde_json::Value>,
     /// Every label rule, as [`LABEL_RULES_JSON`] selects them.
     rules: serde_json::Value,
 }
@@ -367,85 +389,90 @@ struct RecordContext {
 /// The statement of [`record_context`] (built once: it includes [`LABEL_RULES_JSON`]).
 static RECORD_CONTEXT: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH claim AS (
-             INSERT INTO registry.idempotency_keys (idempotency_key, method, request_hash)
-             SELECT $2, $3, $4 WHERE $2::text IS NOT NULL
-             ON CONFLICT (method, idempotency_key) DO NOTHING
-             RETURNING 1)
-         SELECT e.outcome_status, e.outcome_reason, e.baseline_leg_nrs, e.baseline_back_nrs, i.injection_date,
-             EXISTS (SELECT 1 FROM registry.follow_ups f WHERE f.episode_id = e.episode_id AND f.is_current)
-                 AS current_exists,
-             now() AS now,
-             EXISTS (SELECT 1 FROM claim) AS claimed,
+        "SELECT e.outcome_status, e.outcome_reason, e.baseline_leg_nrs, e.baseline_back_nrs, i.injection_date,
+             EXISTS (SELECT 1 FROM registry.follow_ups f WHERE f.episode_id = $1 AND f.is_current) AS current_exists,
+             k.request_hash AS key_hash, k.response AS key_response,
              {LABEL_RULES_JSON} AS rules
-         FROM registry.episodes e LEFT JOIN registry.injections i ON i.episode_id = e.episode_id
-         WHERE e.episode_id = $1
-         FOR UPDATE OF e"
+         FROM (SELECT $1::uuid AS episode_id) AS asked
+         LEFT JOIN registry.episodes e ON e.episode_id = asked.episode_id
+         LEFT JOIN registry.injections i ON i.episode_id = asked.episode_id
+         LEFT JOIN registry.idempotency_keys k ON k.method = $3 AND k.idempotency_key = $2"
     )
 });
 
-/// Claims the idempotency key (if any), locks the episode and reads what RecordFollowUp
-/// decides on; `None` when there is no such episode. A key held by a concurrent transaction
-/// blocks here until that one ends, as a plain insert would. After waiting for the episode's
-/// lock, the episode's columns are its latest version but `current_exists` is as of the
-/// statement's start: [`write_first_version`] turns the unique violation of a follow-up
-/// committed meanwhile into [`Error::FollowUpExists`].
+/// Reads what RecordFollowUp decides on (always one row).
 async fn record_context(
-    conn: &mut PgConnection,
+    pool: &PgPool,
     episode_id: Uuid,
     keyed: Option<&idempotency::Keyed>,
-) -> Result<Option<RecordContext>> {
+) -> Result<RecordContext> {
     Ok(sqlx::query_as::<_, RecordContext>(sqlx::AssertSqlSafe(RECORD_CONTEXT.as_str()))
         .bind(episode_id)
         .bind(keyed.map(|keyed| keyed.key.as_str()))
         .bind(RECORD_METHOD)
-        .bind(keyed.map(|keyed| keyed.hash.as_slice()))
-        .fetch_optional(conn)
+        .fetch_one(pool)
         .await?)
 }
 
-/// Writes a first follow-up version in one statement: the row, its event, the episode's
-/// completion (status, history row and its event) when `completes`, an audit record per event
-/// under the current actor, and the answer stored under the idempotency key.
+/// Writes a first follow-up version in one statement, only if the episode still has the status
+/// `read` and the idempotency key (if any) is still free: the key with its answer, the row, its
+/// event, the episode's completion (status, history row and its event) unless it is completed
+/// already, and an audit record per event under the current actor. Returns the time the row
+/// was recorded, or `None` when nothing was written (the episode changed or the key was
+/// taken since they were read). A follow-up committed meanwhile by a request that found the
+/// episode as this one did is caught by the unique keys and answered [`Error::FollowUpExists`].
 async fn write_first_version(
-    conn: &mut PgConnection,
+    pool: &PgPool,
     follow_up: &FollowUp,
-    completes: bool,
+    read: EpisodeStatus,
     keyed: Option<&idempotency::Keyed>,
-) -> Result<()> {
+) -> Result<Option<DateTime<Utc>>> {
     let content = &follow_up.content;
     let adverse_events: Vec<&str> = content.adverse_events.iter().map(|event| event.as_str()).collect();
     let days = i32::try_from(follow_up.days_since_injection)
         .map_err(|_| Error::invalid("follow_up_date", "too far after the injection"))?;
     let actor = current_actor();
     let response = keyed.map(|_| serde_json::to_value(follow_up)).transpose()?;
-    sqlx::query(
-        "WITH follow_up AS (
+    sqlx::query_scalar::<_, Option<DateTime<Utc>>>(
+        "WITH episode AS (
+             SELECT episode_id FROM registry.episodes
+             WHERE episode_id = $2 AND outcome_status = $31 AND outcome_reason IS NOT DISTINCT FROM $32
+             FOR UPDATE),
+         claim AS (
+             INSERT INTO registry.idempotency_keys (idempotency_key, method, request_hash, response)
+             SELECT $30, $28, $33, jsonb_set($29, '{recorded_at}', to_jsonb(now()))
+             FROM episode WHERE $30::text IS NOT NULL
+             ON CONFLICT (method, idempotency_key) DO NOTHING
+             RETURNING 1),
+         go AS (
+             SELECT episode_id FROM episode WHERE $30::text IS NULL OR EXISTS (SELECT 1 FROM claim)),
+         follow_up AS (
              INSERT INTO registry.follow_ups (follow_up_id, episode_id, version, is_current, follow_up_date,
                  days_since_injection, in_window, out_of_window_accepted, leg_nrs, back_nrs, pgic, analgesic_change,
                  repeat_injection, surgery, adverse_events, adverse_event_note, method, entered_by, recorded_at)
-             VALUES ($1, $2, 1, true, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-             RETURNING follow_up_id),
+             SELECT $1, episode_id, 1, true, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, now()
+             FROM go
+             RETURNING follow_up_id, recorded_at),
          completed AS (
-             UPDATE registry.episodes SET outcome_status = $19, outcome_reason = NULL, updated_at = now()
-             WHERE episode_id = $2 AND $18
+             UPDATE registry.episodes SET outcome_status = $18, outcome_reason = NULL, updated_at = now()
+             WHERE episode_id IN (SELECT episode_id FROM go) AND $17
              RETURNING episode_id),
          history AS (
              INSERT INTO registry.outcome_status_history (episode_id, outcome_status, note, changed_by)
-             SELECT episode_id, $19, $20, $21 FROM completed
+             SELECT episode_id, $18, $19, $20 FROM completed
              RETURNING change_id),
          events AS (
              INSERT INTO registry.events (episode_id, kind, subject)
              SELECT $2, kind, subject FROM (
-                 SELECT 1 AS position, $22 AS kind, follow_up_id::text AS subject FROM follow_up
+                 SELECT 1 AS position, $21 AS kind, follow_up_id::text AS subject FROM follow_up
                  UNION ALL
-                 SELECT 2, $23, change_id::text FROM history) AS written
+                 SELECT 2, $22, change_id::text FROM history) AS written
              ORDER BY position
              RETURNING kind),
          audited AS (
              INSERT INTO audit.log (at, service, actor, role, action, target, outcome)
-             SELECT $24, $25, $26, $27, kind, $28, 'ok' FROM events)
-         UPDATE registry.idempotency_keys SET response = $30 WHERE method = $29 AND idempotency_key = $31",
+             SELECT $23, $24, $25, $26, kind, $27, 'ok' FROM events)
+         SELECT (SELECT recorded_at FROM follow_up)",
     )
     .bind(follow_up.follow_up_id)
     .bind(follow_up.episode_id)
@@ -463,8 +490,7 @@ async fn write_first_version(
     .bind(&content.adverse_event_note)
     .bind(content.method.as_str())
     .bind(&content.entered_by)
-    .bind(follow_up.recorded_at)
-    .bind(completes)
+    .bind(read != EpisodeStatus::Completed)
     .bind(EpisodeStatus::Completed.status().as_str())
     .bind(COMPLETION_NOTE)
     .bind(REGISTRY_ACTOR)
@@ -478,11 +504,12 @@ async fn write_first_version(
     .bind(RECORD_METHOD)
     .bind(response)
     .bind(keyed.map(|keyed| keyed.key.as_str()))
-    .execute(conn)
+    .bind(read.status().as_str())
+    .bind(read.reason().map(|reason| reason.as_str()))
+    .bind(keyed.map(|keyed| keyed.hash.as_slice()))
+    .fetch_one(pool)
     .await
     .map_err(|error| match error {
-        // The context's check reads the follow-ups as they were when its statement began; a
-        // follow-up committed while it waited for the episode's lock is caught here.
         sqlx::Error::Database(database)
             if database.is_unique_violation()
                 && matches!(database.constraint(), Some(ONE_VERSION_ONE_KEY | ONE_CURRENT_KEY)) =>
@@ -490,8 +517,7 @@ async fn write_first_version(
             Error::FollowUpExists { episode_id: follow_up.episode_id }
         }
         other => other.into(),
-    })?;
-    Ok(())
+    })
 }
 
 /// Parses `"<injection date>/<episode id>"`; an empty token is the first page.

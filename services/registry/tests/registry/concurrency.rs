@@ -101,3 +101,28 @@ async fn concurrent_recording_and_amending_loses_and_duplicates_nothing(
     .unwrap();
     assert_eq!(completions, i64::try_from(EPISODES).unwrap());
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn one_key_raced_on_two_episodes_records_one_and_refuses_the_other(pool: PgPool) {
+    let store = store(pool.clone());
+    let injected = date("2026-01-05");
+    for round in 0..10 {
+        let first = injected_episode(&store, 8, injected).await;
+        let second = injected_episode(&store, 8, injected).await;
+        let key = format!("shared-key-{round}");
+        let mut tasks = JoinSet::new();
+        for episode_id in [first, second] {
+            let (store, key) = (store.clone(), key.clone());
+            let content = follow_up(day_after(injected, 60), 2);
+            tasks.spawn(async move { store.record_follow_up(Some(&key), episode_id, content).await });
+        }
+        let results = tasks.join_all().await;
+        let recorded = results.iter().filter(|result| result.is_ok()).count();
+        let refused =
+            results.iter().filter(|result| matches!(result, Err(Error::IdempotencyKeyReused))).count();
+        assert_eq!((recorded, refused), (1, 1), "round {round}: {results:?}");
+    }
+    assert_eq!(count(&pool, "follow_ups").await, 10);
+    // Episodes and injections were created without keys: one key per recorded follow-up.
+    assert_eq!(count(&pool, "idempotency_keys").await, 10);
+}
