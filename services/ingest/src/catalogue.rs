@@ -44,26 +44,50 @@ fn identity_key(identity: &Identity) -> (String, String) {
 }
 
 /// Finds or creates the surrogate patient for an identity (random UUID, random shift).
+///
+/// Most instances belong to a patient already in the vault (every instance of a study after
+/// its first), so the row is read first: a read commits nothing and waits for no WAL flush.
+/// Only a new patient is inserted, race-safely (a concurrent first insert wins and both get its
+/// row).
 pub async fn vault_patient(pool: &PgPool, identity: &Identity) -> Result<VaultPatient, sqlx::Error> {
     let (issuer, mrn) = identity_key(identity);
-    let row = sqlx::query(
+    let known = sqlx::query(
+        "SELECT patient_uuid, date_shift_days FROM ingest.vault_patients WHERE issuer = $1 AND mrn = $2",
+    )
+    .bind(&issuer)
+    .bind(&mrn)
+    .fetch_optional(pool)
+    .await?;
+    let row = match known {
+        Some(row) => row,
+        None => insert_vault_patient(pool, identity, &issuer, &mrn).await?,
+    };
+    Ok(VaultPatient {
+        patient_uuid: row.try_get("patient_uuid")?,
+        date_shift_days: row.try_get("date_shift_days")?,
+    })
+}
+
+async fn insert_vault_patient(
+    pool: &PgPool,
+    identity: &Identity,
+    issuer: &str,
+    mrn: &str,
+) -> Result<sqlx::postgres::PgRow, sqlx::Error> {
+    sqlx::query(
         "INSERT INTO ingest.vault_patients (patient_uuid, issuer, mrn, patient_name, birth_date, date_shift_days)
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (issuer, mrn) DO UPDATE SET issuer = EXCLUDED.issuer
          RETURNING patient_uuid, date_shift_days",
     )
     .bind(Uuid::new_v4())
-    .bind(&issuer)
-    .bind(&mrn)
+    .bind(issuer)
+    .bind(mrn)
     .bind(identity.patient_name.as_deref())
     .bind(identity.birth_date.as_deref())
     .bind(random_shift())
     .fetch_one(pool)
-    .await?;
-    Ok(VaultPatient {
-        patient_uuid: row.try_get("patient_uuid")?,
-        date_shift_days: row.try_get("date_shift_days")?,
-    })
+    .await
 }
 
 /// The de-identified UIDs of an instance.
@@ -95,6 +119,9 @@ pub struct Recorded {
 struct Filed {
     study_id: Uuid,
     series_id: Uuid,
+    /// The study's status is `receiving`. The upsert locked the study row until the commit, so
+    /// completion (`SELECT ... FOR UPDATE`) cannot change it before then.
+    receiving: bool,
 }
 
 async fn upsert_study(
@@ -104,7 +131,8 @@ async fn upsert_study(
     uids: &DeidUids,
     source: &str,
 ) -> Result<Filed, sqlx::Error> {
-    let study_id: Uuid = sqlx::query_scalar(
+    let new_study_id = Uuid::new_v4();
+    let study = sqlx::query(
         "INSERT INTO ingest.studies (study_id, patient_uuid, study_uid, received_via)
          VALUES ($1, $2, $3, ARRAY[$4::text])
          ON CONFLICT (study_uid) DO UPDATE SET
@@ -112,23 +140,29 @@ async fn upsert_study(
              received_via = CASE WHEN $4::text = ANY(ingest.studies.received_via)
                                  THEN ingest.studies.received_via
                                  ELSE array_append(ingest.studies.received_via, $4::text) END
-         RETURNING study_id",
+         RETURNING study_id, status",
     )
-    .bind(Uuid::new_v4())
+    .bind(new_study_id)
     .bind(patient.patient_uuid)
     .bind(&uids.study_uid)
     .bind(source)
     .fetch_one(&mut *tx)
     .await?;
-    sqlx::query(
-        "INSERT INTO ingest.vault_studies (study_id, original_study_uid, accession_number)
-         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    )
-    .bind(study_id)
-    .bind(&identity.study_uid)
-    .bind(identity.accession_number.as_deref())
-    .execute(&mut *tx)
-    .await?;
+    let study_id: Uuid = study.try_get("study_id")?;
+    let status: String = study.try_get("status")?;
+    // Every statement is a round trip: the vault row is written with the study row (same
+    // transaction), so only the instance that created the study writes it.
+    if study_id == new_study_id {
+        sqlx::query(
+            "INSERT INTO ingest.vault_studies (study_id, original_study_uid, accession_number)
+             VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(study_id)
+        .bind(&identity.study_uid)
+        .bind(identity.accession_number.as_deref())
+        .execute(&mut *tx)
+        .await?;
+    }
     let series_id: Uuid = sqlx::query_scalar(
         "INSERT INTO ingest.series (series_uid, study_id) VALUES ($1, $2)
          ON CONFLICT (series_uid) DO UPDATE SET series_uid = EXCLUDED.series_uid
@@ -138,7 +172,7 @@ async fn upsert_study(
     .bind(study_id)
     .fetch_one(&mut *tx)
     .await?;
-    Ok(Filed { study_id, series_id })
+    Ok(Filed { study_id, series_id, receiving: status == "receiving" })
 }
 
 /// A new instance after completion reopens its study: completing it again re-runs selection.
@@ -181,7 +215,9 @@ pub async fn record_instance(
     .rows_affected();
     let new = inserted == 1;
     let object_sha256 = if new {
-        reopen_study(&mut tx, study_id).await?;
+        if !filed.receiving {
+            reopen_study(&mut tx, study_id).await?;
+        }
         object.sha256.clone()
     } else {
         sqlx::query_scalar("SELECT object_sha256 FROM ingest.instances WHERE sop_instance_uid = $1")
@@ -221,7 +257,7 @@ pub async fn record_quarantine(
     .await?
     .rows_affected();
     let new = inserted == 1;
-    if new {
+    if new && !filed.receiving {
         reopen_study(&mut tx, study_id).await?;
     }
     tx.commit().await?;

@@ -6,9 +6,11 @@ use bytes::Bytes;
 use dicom_dictionary_std::tags;
 use dicom_encoding::transfer_syntax::TransferSyntaxIndex;
 use dicom_object::file::ReadPreamble;
-use dicom_object::{DefaultDicomObject, OpenFileOptions};
+use dicom_object::meta::FileMetaTable;
+use dicom_object::{DefaultDicomObject, InMemDicomObject, OpenFileOptions};
 use dicom_pixeldata::PixelDecoder;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+use dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN;
 
 use crate::attrs::{self, Numbers};
 use crate::instance::{
@@ -114,10 +116,15 @@ fn parse_guarded(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedInstance, R
             format!("transfer syntax {} ({}) is not supported", scan.transfer_syntax, transfer_syntax.name()),
         ));
     }
-    let object =
-        OpenFileOptions::new().read_preamble(ReadPreamble::Never).from_reader(&bytes[128..]).map_err(
-            |err| Rejection::new(RejectCode::Malformed, format!("DICOM parse failed: {}", cause_chain(&err))),
-        )?;
+    let object = match scan.inflated.as_deref() {
+        Some(inflated) => read_inflated(&bytes[128..], inflated)?,
+        None => OpenFileOptions::new()
+            .read_preamble(ReadPreamble::Never)
+            .from_reader(&bytes[128..])
+            .map_err(|err| {
+                Rejection::new(RejectCode::Malformed, format!("DICOM parse failed: {}", cause_chain(&err)))
+            })?,
+    };
     let sop_class = attrs::text(&object, tags::SOP_CLASS_UID)
         .unwrap_or_else(|| object.meta().media_storage_sop_class_uid().trim_end_matches('\0').to_string());
     let identity = instance::read_identity(&object)
@@ -152,6 +159,40 @@ fn parse_guarded(bytes: &[u8], limits: &ParseLimits) -> Result<ParsedInstance, R
     }
     let verdict = if reasons.is_empty() { Verdict::Accept } else { Verdict::Quarantine(reasons) };
     Ok(ParsedInstance { object, identity, image, verdict })
+}
+
+/// Reads a deflated instance from its file meta (`from_dicm`: the stream from `DICM` on) and the
+/// data set the pre-scan already inflated, as dicom-object's reader would read the whole file,
+/// without inflating the data set a second time (inflating was about a tenth of ingest's CPU).
+fn read_inflated(from_dicm: &[u8], inflated: &[u8]) -> Result<DefaultDicomObject, Rejection> {
+    let malformed = |err: &dyn std::error::Error| {
+        Rejection::new(RejectCode::Malformed, format!("DICOM parse failed: {}", cause_chain(err)))
+    };
+    let mut meta = FileMetaTable::from_reader(from_dicm).map_err(|err| malformed(&err))?;
+    // Deflated Explicit VR Little Endian is, once inflated, Explicit VR Little Endian.
+    let dataset = InMemDicomObject::read_dataset_with_ts(inflated, &EXPLICIT_VR_LITTLE_ENDIAN.erased())
+        .map_err(|err| malformed(&err))?;
+    // As dicom-object does: an empty Media Storage SOP Class / Instance UID is taken from the data set.
+    let from_dataset = |tag| -> Result<Option<String>, Rejection> {
+        match dataset.get(tag) {
+            Some(element) => {
+                let text = element.value().to_str().map_err(|err| malformed(&err))?;
+                Ok(Some(text.to_string()))
+            }
+            None => Ok(None),
+        }
+    };
+    if meta.media_storage_sop_class_uid().is_empty()
+        && let Some(uid) = from_dataset(tags::SOP_CLASS_UID)?
+    {
+        meta.media_storage_sop_class_uid = uid;
+    }
+    if meta.media_storage_sop_instance_uid().is_empty()
+        && let Some(uid) = from_dataset(tags::SOP_INSTANCE_UID)?
+    {
+        meta.media_storage_sop_instance_uid = uid;
+    }
+    Ok(dataset.with_exact_meta(meta))
 }
 
 fn first_line(text: &str) -> &str {
@@ -339,4 +380,47 @@ fn decode_pixels(object: &DefaultDicomObject, image: &ImageInfo) -> Result<(), R
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deflated_instances_read_as_dicom_objects_reader_reads_them() {
+        let options = tfesi_synth::PatientOptions {
+            transfer_syntax: Some(tfesi_synth::protocol::TransferSyntaxKind::DeflatedExplicitLittle),
+            ..Default::default()
+        };
+        let study = tfesi_synth::generate_patient(5, 2, &options).expect("synthetic study");
+        let mut compared = 0;
+        for file in study.files.iter().step_by(5) {
+            let parsed = parse_instance(file.bytes.clone().into(), &ParseLimits::default()).expect("parses");
+            assert!(
+                parsed.object.meta().transfer_syntax() == "1.2.840.10008.1.2.1.99",
+                "synth wrote deflated"
+            );
+            let reference = OpenFileOptions::new()
+                .read_preamble(ReadPreamble::Never)
+                .from_reader(&file.bytes[128..])
+                .expect("dicom-object reads it");
+            // dicom-core's `Length` never equals an undefined length, so objects with sequences are
+            // compared by their encodings.
+            assert!(parsed.object.meta() == reference.meta(), "instance {}: file meta", file.instance_number);
+            let encode = |object: &DefaultDicomObject| {
+                let mut dataset = Vec::new();
+                object
+                    .write_dataset_with_ts(&mut dataset, &EXPLICIT_VR_LITTLE_ENDIAN.erased())
+                    .expect("encodes");
+                dataset
+            };
+            assert!(
+                encode(&parsed.object) == encode(&reference),
+                "instance {} read differently",
+                file.instance_number
+            );
+            compared += 1;
+        }
+        assert!(compared >= 3, "compared {compared} instances");
+    }
 }

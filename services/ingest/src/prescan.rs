@@ -51,6 +51,9 @@ pub struct Prescan {
     pub elements: usize,
     /// Top-level pixel data, if any.
     pub pixel: Option<PixelLayout>,
+    /// The inflated data set of a deflated instance (walked here, so parsing need not inflate it
+    /// again); `None` for every other transfer syntax.
+    pub inflated: Option<Vec<u8>>,
 }
 
 const IMPLICIT_LE: &str = "1.2.840.10008.1.2";
@@ -168,17 +171,20 @@ pub fn prescan(bytes: &[u8], limits: &ScanLimits) -> Result<Prescan, Rejection> 
     };
     let dataset = &bytes[dataset_start..];
     let mut walker = Walker::new(encoding, limits);
-    if transfer_syntax == DEFLATED_LE {
+    let inflated = if transfer_syntax == DEFLATED_LE {
         let inflated = inflate_bounded(dataset, limits.max_inflated_bytes)?;
         walker.walk(&inflated)?;
+        Some(inflated)
     } else {
         walker.walk(dataset)?;
-    }
+        None
+    };
     Ok(Prescan {
         transfer_syntax,
         max_depth: walker.max_depth_seen,
         elements: walker.elements,
         pixel: walker.pixel,
+        inflated,
     })
 }
 

@@ -19,7 +19,8 @@ struct Open {
     /// The bytes so far; dropped (and no longer collected) once over the per-instance limit.
     buffer: BytesMut,
     too_large: bool,
-    hasher: Sha256,
+    /// Hashes the bytes only when the client declared a sha256 to check them against.
+    hasher: Option<Sha256>,
 }
 
 /// One upload stream's progress.
@@ -85,6 +86,7 @@ impl<'a> Upload<'a> {
         self.open = Some(Open {
             client_ref: begin.client_ref,
             declared: begin.declared_size_bytes,
+            hasher: begin.sha256.as_ref().map(|_| Sha256::new()),
             sha256: begin.sha256,
             received: 0,
             buffer: if too_large {
@@ -93,7 +95,6 @@ impl<'a> Upload<'a> {
                 BytesMut::with_capacity(usize::try_from(capacity).unwrap_or(0))
             },
             too_large,
-            hasher: Sha256::new(),
         });
         Ok(())
     }
@@ -124,7 +125,9 @@ impl<'a> Upload<'a> {
             open.buffer = BytesMut::new();
             return Ok(());
         }
-        open.hasher.update(chunk);
+        if let Some(hasher) = open.hasher.as_mut() {
+            hasher.update(chunk);
+        }
         open.buffer.extend_from_slice(chunk);
         Ok(())
     }
@@ -179,17 +182,17 @@ impl<'a> Upload<'a> {
                 format!("received {} bytes but declared_size_bytes is {}", open.received, open.declared),
             ));
         }
-        let digest = hex::encode(open.hasher.finalize());
-        if let Some(expected) =
-            open.sha256.as_ref().filter(|expected| !expected.eq_ignore_ascii_case(&digest))
-        {
-            return Ok(rejected(
-                pb::InstanceReason::ChecksumMismatch,
-                format!(
-                    "sha256 of the received bytes is {digest}, not the declared {}",
-                    expected.chars().take(64).collect::<String>()
-                ),
-            ));
+        if let Some((expected, hasher)) = open.sha256.as_ref().zip(open.hasher) {
+            let digest = hex::encode(hasher.finalize());
+            if !expected.eq_ignore_ascii_case(&digest) {
+                return Ok(rejected(
+                    pb::InstanceReason::ChecksumMismatch,
+                    format!(
+                        "sha256 of the received bytes is {digest}, not the declared {}",
+                        expected.chars().take(64).collect::<String>()
+                    ),
+                ));
+            }
         }
         let bytes: Bytes = open.buffer.freeze();
         let ingested = match self.ingestor.ingest_filed(bytes, Source::Grpc).await {
