@@ -4,7 +4,7 @@
 # machines mean little, and each benchmark already runs its baseline beside ours.
 #
 #   bench/run.sh              every benchmark
-#   bench/run.sh serving      only the named ones (prep, serving, followups, ingest)
+#   bench/run.sh serving      only the named ones (prep, serving, followups, ingest, memory)
 #
 # Needs what scripts/setup.sh installs (.venv with the Python baselines, the ONNX Runtime library).
 set -euo pipefail
@@ -56,12 +56,19 @@ run_ingest() {
     TFESI_BENCH_RESULTS="$results" cargo bench -p tfesi-ingest --bench ingest
 }
 
-all=(prep serving followups ingest)
+# Resident memory of each service idle and under a synthetic cohort (tests/benches/memory.rs): the
+# four release binaries as the end-to-end tests start them, on the local Postgres and Redis; the
+# bench builds the service binaries and `tfesi` in release first; writes its own JSON.
+run_memory() {
+    TFESI_BENCH_RESULTS="$results" cargo bench -p tfesi-e2e --bench memory
+}
+
+all=(prep serving followups ingest memory)
 selected=("$@")
 [[ ${#selected[@]} -eq 0 ]] && selected=("${all[@]}")
 for name in "${selected[@]}"; do
     case "$name" in
-        prep | serving | followups | ingest) ;;
+        prep | serving | followups | ingest | memory) ;;
         *) log "unknown benchmark '$name' (known: ${all[*]})"; exit 2 ;;
     esac
 done

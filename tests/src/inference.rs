@@ -92,15 +92,7 @@ impl Inference {
 
     /// Resident memory of the service process in MB (VmRSS).
     pub fn rss_mb(&self) -> f64 {
-        let pid = self.process.pid();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("process status");
-        let kb: f64 = status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|kb| kb.parse().ok())
-            .expect("VmRSS");
-        kb / 1024.0
+        crate::process::rss_mb(self.process.pid()).expect("VmRSS of the inference process")
     }
 }
 

@@ -25,6 +25,26 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// A memory figure of process `pid` in MB (kB / 1024, as /proc counts), from the `field` line of
+/// `/proc/<pid>/status` (`VmRSS`, `RssAnon`, `RssFile`, `VmHWM`...); `None` when the process is
+/// gone or has no such line.
+pub fn status_mb(pid: u32, field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Resident memory of process `pid` in MB (VmRSS); `None` when it is gone.
+pub fn rss_mb(pid: u32) -> Option<f64> {
+    status_mb(pid, "VmRSS")
+}
+
 /// A running service binary. Killed (SIGKILL) on drop unless it already exited.
 pub struct ServiceProcess {
     child: Child,
