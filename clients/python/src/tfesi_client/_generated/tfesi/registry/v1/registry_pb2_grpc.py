@@ -195,7 +195,8 @@ class RegistryServicer:
         """Streams the episode's events: optionally the current episode first, then every change
         (prediction arrived, injection recorded, follow-up recorded or amended, status or label
         changed) in revision order until the client cancels. Resumable with after_revision.
-        Prediction events are not sent to the nurse role.
+        A change is sent about 50 ms after its commit (the registry polls its event log; none is
+        lost across a database reconnect). Prediction events are not sent to the nurse role.
         Errors: NOT_FOUND episode.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -217,7 +218,8 @@ class RegistryServicer:
         Errors: INVALID_ARGUMENT score not an integer 0..10, PGIC not 1..7, missing field,
         date in the future; FAILED_PRECONDITION date before the injection, no injection
         recorded, outside the window without out_of_window, status not PENDING (e.g.
-        withdrawn); ALREADY_EXISTS a current follow-up exists (use AmendFollowUp).
+        withdrawn); ALREADY_EXISTS a current follow-up exists (use AmendFollowUp); ABORTED the
+        episode was changed by other requests during five attempts to write (retry).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
