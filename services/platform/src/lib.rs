@@ -25,11 +25,23 @@ pub use tikv_jemallocator;
 /// (a 2.9 MB tensor per row, batches of them): the resident memory of `tfesi-inference` kept
 /// climbing by steps (+52 MB over the last two thirds of `tests/tests/memory.rs`, 272 MB peak),
 /// where jemalloc stays flat (154 MB peak, no growth) at the same speed.
+///
+/// jemalloc's settings come with it (`_RJEM_MALLOC_CONF` in the environment overrides them): a
+/// background thread returns freed pages to the kernel about a second after they were freed. By
+/// default jemalloc purges only when the process allocates again, so a service that fell idle
+/// after a burst kept it: `tfesi-preprocess` held 178 MB five seconds after a 20-patient load
+/// (19.5 MB idle before it), and 29 MB with these settings (`bench/run.sh memory`).
 #[macro_export]
 macro_rules! service_allocator {
     () => {
         #[global_allocator]
         static SERVICE_ALLOCATOR: $crate::tikv_jemallocator::Jemalloc = $crate::tikv_jemallocator::Jemalloc;
+
+        // Read by jemalloc (built with the `_rjem_` symbol prefix) at its first allocation.
+        #[used]
+        #[unsafe(export_name = "_rjem_malloc_conf")]
+        static SERVICE_MALLOC_CONF: &[u8; 60] =
+            b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
     };
 }
 pub mod client;
