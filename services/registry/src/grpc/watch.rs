@@ -15,7 +15,7 @@ use super::convert::{
     labels as episode_labels, timestamp, to_episode, to_follow_up, to_prediction, to_status_info,
 };
 use crate::error::{Error, Result};
-use crate::store::events::{EventHub, HubMessage};
+use crate::store::events::EventHub;
 use crate::store::{EventKind, LabelCounts, Store, StoredEvent};
 
 /// A boxed server stream.
@@ -66,13 +66,12 @@ pub async fn episode(
             }
             loop {
                 match receiver.recv().await {
-                    Ok(HubMessage::Event(event))
-                        if event.episode_id == episode_id && event.event_id > last =>
-                    {
+                    Ok(event) if event.episode_id == episode_id && event.event_id > last => {
                         break;
                     }
-                    Ok(HubMessage::Event(_)) => {}
-                    Ok(HubMessage::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => break,
+                    Ok(_) => {}
+                    // Missed events (this watcher lagged): re-read the state.
+                    Err(broadcast::error::RecvError::Lagged(_)) => break,
                     Err(broadcast::error::RecvError::Closed) => return,
                 }
             }
@@ -212,9 +211,10 @@ pub async fn labels(
             // Wait for something that can change a label, then at most one update per interval.
             loop {
                 match receiver.recv().await {
-                    Ok(HubMessage::Event(event)) if event.kind.affects_labels() => break,
-                    Ok(HubMessage::Event(_)) => {}
-                    Ok(HubMessage::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => break,
+                    Ok(event) if event.kind.affects_labels() => break,
+                    Ok(_) => {}
+                    // Missed events (this watcher lagged): re-read the state.
+                    Err(broadcast::error::RecvError::Lagged(_)) => break,
                     Err(broadcast::error::RecvError::Closed) => return,
                 }
             }

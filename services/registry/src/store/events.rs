@@ -45,18 +45,10 @@ pub struct RegistryEvent {
     pub kind: EventKind,
 }
 
-/// What watchers receive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HubMessage {
-    Event(RegistryEvent),
-    /// Messages may have been missed (the watcher lagged): re-read the state.
-    Resync,
-}
-
 /// Owns the polling task; dropping the hub stops it.
 #[derive(Debug)]
 pub struct EventHub {
-    sender: broadcast::Sender<HubMessage>,
+    sender: broadcast::Sender<RegistryEvent>,
     task: JoinHandle<()>,
 }
 
@@ -109,7 +101,7 @@ impl EventHub {
     }
 
     /// A new receiver of every message from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<HubMessage> {
+    pub fn subscribe(&self) -> broadcast::Receiver<RegistryEvent> {
         self.sender.subscribe()
     }
 }
@@ -144,7 +136,11 @@ async fn starting_cursor(pool: &PgPool) -> Result<Cursor> {
 
 /// Reads and forwards one batch of newly committed events; true when the batch was full (more
 /// may be waiting).
-async fn poll(pool: &PgPool, cursor: &mut Cursor, forward: &broadcast::Sender<HubMessage>) -> Result<bool> {
+async fn poll(
+    pool: &PgPool,
+    cursor: &mut Cursor,
+    forward: &broadcast::Sender<RegistryEvent>,
+) -> Result<bool> {
     // Under one snapshot: its xmin (or the pinned horizon), the events of ended transactions
     // below it, and visible events newer than the newest delivered. The LEFT JOIN keeps one row
     // (the horizon) when there is no event.
@@ -191,7 +187,7 @@ async fn poll(pool: &PgPool, cursor: &mut Cursor, forward: &broadcast::Sender<Hu
         cursor.newest = cursor.newest.max(event_id);
         match EventKind::parse(&kind) {
             // No receiver is fine: nobody is watching right now.
-            Some(kind) => drop(forward.send(HubMessage::Event(RegistryEvent { event_id, episode_id, kind }))),
+            Some(kind) => drop(forward.send(RegistryEvent { event_id, episode_id, kind })),
             None => tracing::warn!(event_id, kind, "ignoring a registry event of an unknown kind"),
         }
     }

@@ -122,13 +122,8 @@ impl Store {
         for _ in 0..WRITE_ATTEMPTS {
             let context = record_context(&self.pool, episode_id, keyed.as_ref()).await?;
             if let (Some(keyed), Some(stored_hash)) = (&keyed, &context.key_hash) {
-                if *stored_hash != keyed.hash {
-                    return Err(Error::IdempotencyKeyReused);
-                }
-                let answer = context.key_response.clone().ok_or_else(|| {
-                    Error::Database(sqlx::Error::Protocol("idempotency key without a response".into()))
-                })?;
-                let follow_up: FollowUp = serde_json::from_value(answer)?;
+                idempotency::same_request(keyed, stored_hash)?;
+                let follow_up: FollowUp = idempotency::committed_answer(context.key_response.clone())?;
                 let view = self.get_episode(episode_id).await?;
                 let rules = label_rules_from_json(context.rules)?;
                 return Ok(LabeledFollowUp { follow_up, label_input: LabelInput::of_view(&view), rules });

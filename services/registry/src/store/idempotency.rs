@@ -75,11 +75,21 @@ pub async fn stored_answer<T: DeserializeOwned>(
     method: &str,
     keyed: &Keyed,
 ) -> Result<T> {
-    let response = stored_request(conn, method, keyed)
-        .await?
-        // The answer is written in the same transaction as the key, so a committed key has one.
+    let response = stored_request(conn, method, keyed).await?;
+    committed_answer(response)
+}
+
+/// The answer a committed key holds. The answer is written in the same transaction as the key,
+/// so a committed key has one.
+pub fn committed_answer<T: DeserializeOwned>(response: Option<serde_json::Value>) -> Result<T> {
+    let response = response
         .ok_or_else(|| Error::Database(sqlx::Error::Protocol("idempotency key without a response".into())))?;
     Ok(serde_json::from_value(response)?)
+}
+
+/// Refuses a stored key whose request hash differs from this request's.
+pub fn same_request(keyed: &Keyed, stored_hash: &[u8]) -> Result<()> {
+    if stored_hash == keyed.hash.as_slice() { Ok(()) } else { Err(Error::IdempotencyKeyReused) }
 }
 
 /// Refuses when `keyed.key` is stored for a different request; returns the stored answer, if
@@ -96,9 +106,7 @@ pub async fn stored_request(
     )
     .fetch_one(&mut *conn)
     .await?;
-    if stored.request_hash != keyed.hash {
-        return Err(Error::IdempotencyKeyReused);
-    }
+    same_request(keyed, &stored.request_hash)?;
     Ok(stored.response)
 }
 

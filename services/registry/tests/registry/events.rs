@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sqlx::{Connection as _, PgPool};
 use tfesi_registry::store::EventKind;
-use tfesi_registry::store::events::{EventHub, HubMessage};
+use tfesi_registry::store::events::{EventHub, RegistryEvent};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
@@ -23,12 +23,9 @@ async fn watchers_see_a_follow_up_after_it_commits(pool: PgPool) {
     let mut kinds = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !kinds.contains(&EventKind::StatusChanged) {
-        let message =
-            tokio::time::timeout_at(deadline, receiver.recv()).await.expect("event in time").unwrap();
-        if let HubMessage::Event(event) = message {
-            assert_eq!(event.episode_id, episode_id);
-            kinds.push(event.kind);
-        }
+        let event = tokio::time::timeout_at(deadline, receiver.recv()).await.expect("event in time").unwrap();
+        assert_eq!(event.episode_id, episode_id);
+        kinds.push(event.kind);
     }
     assert_eq!(
         kinds,
@@ -43,7 +40,7 @@ async fn watchers_see_a_follow_up_after_it_commits(pool: PgPool) {
 
 /// The events received within `wait` (stops early once `until` has arrived).
 async fn received(
-    receiver: &mut broadcast::Receiver<HubMessage>,
+    receiver: &mut broadcast::Receiver<RegistryEvent>,
     wait: Duration,
     until: impl Fn(&[i64]) -> bool,
 ) -> Vec<i64> {
@@ -51,8 +48,7 @@ async fn received(
     let mut ids = Vec::new();
     while !until(&ids) {
         match tokio::time::timeout_at(deadline, receiver.recv()).await {
-            Ok(Ok(HubMessage::Event(event))) => ids.push(event.event_id),
-            Ok(Ok(HubMessage::Resync)) => panic!("the hub asked to resynchronise"),
+            Ok(Ok(event)) => ids.push(event.event_id),
             Ok(Err(error)) => panic!("receiver: {error}"),
             Err(_) => break,
         }
