@@ -2,6 +2,7 @@
 
     python -m tfesi_training train  [--config FILE] [--offline PARQUET TENSOR_DIR] [--out DIR]
                                     [--snapshot ID] [--image-only] [--no-register] [--seed N]
+                                    [--name NAME] [--auxiliary-key CSV]
     python -m tfesi_training fetch  [--config FILE] [--snapshot ID] --out DIR
     python -m tfesi_training show-config [--config FILE]
     python -m tfesi_training evaluate --eval PARQUET TENSOR_DIR --key CSV --train PARQUET
@@ -47,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
             command.add_argument("--no-register", action="store_true", help="do not register the model")
             command.add_argument("--seed", type=int, help="training seed (overrides [train] seed)")
             command.add_argument("--name", help="model name (overrides [model] name)")
+            command.add_argument("--auxiliary-key", metavar="CSV",
+                                 help="synthetic cohorts: a cohort key whose image latents are auxiliary targets "
+                                      "(overrides [data] auxiliary_key)")
     evaluate = commands.add_parser("evaluate", help="score models on an independent cohort against the references")
     evaluate.add_argument("--eval", nargs=2, required=True, metavar=("PARQUET", "TENSOR_DIR"),
                           help="the evaluation cohort's snapshot export and tensor cache (every labeled row is used)")
@@ -99,6 +103,8 @@ def _apply(args: argparse.Namespace, config: Config) -> Config:
         config = config.replace("train", seed=args.seed)
     if getattr(args, "name", None):
         config = config.replace("model", name=args.name)
+    if getattr(args, "auxiliary_key", None):
+        config = config.replace("data", auxiliary_key=args.auxiliary_key)
     check_config(config)
     return config
 

@@ -25,6 +25,7 @@ class DataConfig:
     parquet: str = ""
     tensor_dir: str = ""
     spec_version: str = "tfesi-prep-v1"
+    auxiliary_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class ModelConfig:
     clinical_hidden: int = 16
     head_hidden: int = 32
     dropout: float = 0.2
+    spatial_grid: int = 0
 
     @property
     def uses_clinical(self) -> bool:
@@ -54,6 +56,7 @@ class TrainConfig:
     min_delta: float = 0.001
     max_shift_px: int = 8
     threads: int = 2
+    auxiliary_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,10 @@ def check_config(config: Config) -> None:
         fail("model.inputs", "must be \"image_clinical\" or \"image\"")
     if not config.model.stage_channels or min(config.model.stage_channels) < 1:
         fail("model.stage_channels", "at least one stage, every width >= 1")
+    if config.model.spatial_grid < 0:
+        fail("model.spatial_grid", "must be >= 0 (0 = no spatial map)")
+    if config.train.auxiliary_weight < 0:
+        fail("train.auxiliary_weight", "must be >= 0")
     if config.train.epochs < 1 or config.train.batch_size < 1 or config.train.threads < 1:
         fail("train", "epochs, batch_size and threads must be >= 1")
     if not 0.0 <= config.evaluation.threshold <= 1.0:

@@ -40,6 +40,8 @@ class SplitData:
     rows: list[dict[str, Any]] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
     tensors: list[npt.NDArray[np.float32]] = field(default_factory=list)
+    #: Auxiliary targets [N, K] (auxiliary.py), only when the run has an auxiliary key.
+    auxiliary: npt.NDArray[np.float32] | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -61,6 +63,8 @@ class Dataset:
     splits: dict[str, SplitData]
     #: Rows left out and why (no label, no series, tensor missing from the cache).
     skipped: dict[str, int] = field(default_factory=dict)
+    #: Names of the auxiliary targets every split carries (empty without an auxiliary key).
+    auxiliary_targets: tuple[str, ...] = ()
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -70,6 +74,7 @@ class Dataset:
             "rows": {name: len(split) for name, split in self.splits.items()},
             "good": {name: int(sum(split.labels)) for name, split in self.splits.items()},
             "skipped": dict(self.skipped),
+            "auxiliary_targets": len(self.auxiliary_targets),
         }
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from tfesi_training.auxiliary import TARGET_NAMES, read_auxiliary_key, targets_for_rows
 from tfesi_training.card import build_card, self_test_vectors, validate_card
 from tfesi_training.config import Config
 from tfesi_training.data import Dataset, fetch_snapshot, load_offline
@@ -58,6 +59,12 @@ def load_data(config: Config, run_dir: pathlib.Path, client: Any = None, log: An
     else:
         parquet, tensors = pathlib.Path(config.data.parquet), pathlib.Path(config.data.tensor_dir)
     dataset = load_offline(parquet, tensors, config.data.spec_version)
+    if config.data.auxiliary_key:
+        key = read_auxiliary_key(config.data.auxiliary_key)
+        for split in dataset.splits.values():
+            split.auxiliary = targets_for_rows(split.rows, key, config.data.auxiliary_key)
+        dataset.auxiliary_targets = TARGET_NAMES
+        log(f"auxiliary targets: {len(TARGET_NAMES)} per row from {config.data.auxiliary_key}")
     log(f"data: {json.dumps(dataset.summary())}")
     return dataset
 
@@ -84,7 +91,8 @@ def run_job(config: Config, run_dir: str | pathlib.Path, *, client: Any = None, 
     slices, height, width = dataset.shape
     use_clinical = config.model.uses_clinical
     features = list(FEATURE_NAMES) if use_clinical else []
-    model = build_model(config.model, slices=slices, clinical_features=len(features))
+    model = build_model(config.model, slices=slices, clinical_features=len(features),
+                        auxiliary_outputs=len(dataset.auxiliary_targets))
     parameters = sum(p.numel() for p in model.parameters())
     log(f"model: {config.model.inputs}, {parameters} parameters, input {slices}x{height}x{width}, "
         f"torch {torch.__version__}, {config.train.threads} thread(s)")
@@ -223,6 +231,12 @@ def _description(config: Config, dataset: Dataset, result: Any, metrics: dict[st
         f"{counts['train']} train / {counts['validation']} validation / {counts['test']} test rows.",
         f"Best epoch {result.best_epoch} by {result.criterion}. AUCs with DeLong 95% CIs in validation_metrics.",
     ]
+    if dataset.auxiliary_targets:
+        lines.append(
+            f"Trained with {len(dataset.auxiliary_targets)} auxiliary targets (the synthetic generator's per-level "
+            "image findings and root compression, weight "
+            f"{config.train.auxiliary_weight}); inference uses only the image and clinical inputs."
+        )
     return "\n".join(lines)
 
 

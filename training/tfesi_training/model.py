@@ -7,6 +7,14 @@ the head, P(good outcome) out.
     clinical [N, F]    -> linear (F -> clinical_hidden) + ReLU          (optional)
     concat -> dropout -> linear -> ReLU -> linear -> sigmoid -> p_good_outcome [N]
 
+Two options (off by default): `spatial_grid = G` adds a coarse G x G map of the last stage
+(1x1 conv to 8 channels, average pooled) to the pooled features, so the head knows where a
+finding is (which disc level), not only that it is there; `auxiliary_outputs = K` adds a linear
+head from the image features to K auxiliary targets (auxiliary.py: the generator's per-level
+findings), trained beside the outcome, whose predictions also feed the outcome head, both
+through its hidden layer and through a linear shortcut with the raw clinical features. Neither
+changes the ONNX inputs or output.
+
 Slices stay channels (no 3D convolution): the stem sees every slice at once, so a lateral
 herniation on one side's parasagittal slices and the injected side (a clinical feature) can
 meet in the head. Max pooling keeps small local findings (a herniation) that averaging over a
@@ -19,6 +27,10 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+
+#: Channels of the coarse spatial map (`spatial_grid`).
+SPATIAL_CHANNELS = 8
 
 
 def _block(in_channels: int, out_channels: int, kernel: int) -> nn.Sequential:
@@ -42,10 +54,13 @@ class OutcomeCnn(nn.Module):
         clinical_hidden: int = 16,
         head_hidden: int = 32,
         dropout: float = 0.2,
+        spatial_grid: int = 0,
+        auxiliary_outputs: int = 0,
     ) -> None:
         super().__init__()
         self.slices = slices
         self.clinical_features = clinical_features
+        self.auxiliary_outputs = auxiliary_outputs
         layers = [_block(slices, stem_channels, 5)]
         width = stem_channels
         for out_channels in stage_channels:
@@ -53,12 +68,26 @@ class OutcomeCnn(nn.Module):
             width = out_channels
         self.encoder = nn.Sequential(*layers)
         image_width = 2 * width
+        if spatial_grid:
+            self.spatial: nn.Module | None = nn.Sequential(
+                nn.Conv2d(width, SPATIAL_CHANNELS, 1), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(spatial_grid)
+            )
+            image_width += SPATIAL_CHANNELS * spatial_grid * spatial_grid
+        else:
+            self.spatial = None
+        self.auxiliary = nn.Linear(image_width, auxiliary_outputs) if auxiliary_outputs else None
+        fused = image_width + auxiliary_outputs
         if clinical_features:
             self.clinical = nn.Sequential(nn.Linear(clinical_features, clinical_hidden), nn.ReLU(inplace=True))
-            fused = image_width + clinical_hidden
+            fused += clinical_hidden
         else:
             self.clinical = None
-            fused = image_width
+        # With auxiliary outputs, a linear path from the predicted findings and the raw clinical
+        # features to the logit beside the hidden layer: the outcome is close to linear in them
+        # (docs/synth.md, "The outcome model"), which a small hidden layer learns slowly.
+        self.shortcut = (
+            nn.Linear(auxiliary_outputs + clinical_features, 1, bias=False) if auxiliary_outputs else None
+        )
         self.head = nn.Sequential(
             nn.Dropout(dropout),
             nn.Linear(fused, head_hidden),
@@ -66,23 +95,38 @@ class OutcomeCnn(nn.Module):
             nn.Linear(head_hidden, 1),
         )
 
-    def logits(self, image: torch.Tensor, clinical: torch.Tensor | None = None) -> torch.Tensor:
-        """Logit of P(good outcome), shape [N]."""
+    def outputs(
+        self, image: torch.Tensor, clinical: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logit of P(good outcome) [N], and the auxiliary predictions [N, K] (None without)."""
         maps = self.encoder(image)
-        pooled = torch.cat([maps.mean(dim=(2, 3)), maps.amax(dim=(2, 3))], dim=1)
+        features = [maps.mean(dim=(2, 3)), maps.amax(dim=(2, 3))]
+        if self.spatial is not None:
+            features.append(self.spatial(maps).flatten(1))
+        pooled = torch.cat(features, dim=1)
+        auxiliary = self.auxiliary(pooled) if self.auxiliary is not None else None
+        fused = [pooled] if auxiliary is None else [pooled, auxiliary]
         if self.clinical is not None:
             if clinical is None:
                 raise ValueError("this model takes a clinical input")
-            pooled = torch.cat([pooled, self.clinical(clinical)], dim=1)
-        return self.head(pooled).reshape(-1)
+            fused.append(self.clinical(clinical))
+        logits = self.head(torch.cat(fused, dim=1))
+        if self.shortcut is not None and auxiliary is not None:
+            logits = logits + self.shortcut(auxiliary if clinical is None else torch.cat([auxiliary, clinical], dim=1))
+        return logits.reshape(-1), auxiliary
+
+    def logits(self, image: torch.Tensor, clinical: torch.Tensor | None = None) -> torch.Tensor:
+        """Logit of P(good outcome), shape [N]."""
+        return self.outputs(image, clinical)[0]
 
     def forward(self, image: torch.Tensor, clinical: torch.Tensor | None = None) -> torch.Tensor:
         """P(good outcome), shape [N] (the ONNX output `p_good_outcome`)."""
         return torch.sigmoid(self.logits(image, clinical))
 
 
-def build_model(config_model: object, *, slices: int, clinical_features: int) -> OutcomeCnn:
-    """The network for a [model] config section."""
+def build_model(config_model: object, *, slices: int, clinical_features: int,
+                auxiliary_outputs: int = 0) -> OutcomeCnn:
+    """The network for a [model] config section (`auxiliary_outputs` from the data: 0 without a key)."""
     return OutcomeCnn(
         slices=slices,
         clinical_features=clinical_features,
@@ -91,6 +135,8 @@ def build_model(config_model: object, *, slices: int, clinical_features: int) ->
         clinical_hidden=config_model.clinical_hidden,  # type: ignore[attr-defined]
         head_hidden=config_model.head_hidden,  # type: ignore[attr-defined]
         dropout=config_model.dropout,  # type: ignore[attr-defined]
+        spatial_grid=config_model.spatial_grid,  # type: ignore[attr-defined]
+        auxiliary_outputs=auxiliary_outputs,
     )
 
 

@@ -28,11 +28,12 @@ class Arrays:
     tensors: Sequence[npt.NDArray[np.float32]]
     clinical: npt.NDArray[np.float32] | None
     labels: npt.NDArray[np.float32]
+    auxiliary: npt.NDArray[np.float32] | None = None
 
     @classmethod
     def from_split(cls, split: SplitData, use_clinical: bool) -> Arrays:
         clinical = split.clinical(FEATURE_NAMES) if use_clinical else None
-        return cls(tensors=split.tensors, clinical=clinical, labels=split.label_array())
+        return cls(tensors=split.tensors, clinical=clinical, labels=split.label_array(), auxiliary=split.auxiliary)
 
     def __len__(self) -> int:
         return len(self.tensors)
@@ -64,6 +65,22 @@ def predict(model: OutcomeCnn, arrays: Arrays, batch_size: int = 16) -> npt.NDAr
         image, clinical, _ = arrays.batch(range(start, min(start + batch_size, len(arrays))))
         outputs.append(model(image, clinical).double().numpy())
     return np.concatenate(outputs) if outputs else np.zeros(0)
+
+
+@torch.no_grad()
+def auxiliary_error(model: OutcomeCnn, arrays: Arrays, batch_size: int = 16) -> float | None:
+    """Mean squared error of the auxiliary predictions over every target (None without them)."""
+    if arrays.auxiliary is None or model.auxiliary_outputs == 0 or len(arrays) == 0:
+        return None
+    model.eval()
+    total = 0.0
+    for start in range(0, len(arrays), batch_size):
+        index = range(start, min(start + batch_size, len(arrays)))
+        image, clinical, _ = arrays.batch(index)
+        _, predicted = model.outputs(image, clinical)
+        assert predicted is not None
+        total += float(((predicted - torch.from_numpy(arrays.auxiliary[list(index)])) ** 2).sum())
+    return total / arrays.auxiliary.size
 
 
 @dataclass
@@ -110,7 +127,11 @@ def train(model: OutcomeCnn, train_arrays: Arrays, validation_arrays: Arrays, tr
             image, clinical, labels = train_arrays.batch(index)
             image = shift_batch(image, train_config.max_shift_px, generator)
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model.logits(image, clinical), labels)
+            logits, auxiliary = model.outputs(image, clinical)
+            loss = loss_fn(logits, labels)
+            if auxiliary is not None and train_arrays.auxiliary is not None:
+                targets = torch.from_numpy(train_arrays.auxiliary[index])
+                loss = loss + train_config.auxiliary_weight * nn.functional.mse_loss(auxiliary, targets)
             loss.backward()
             optimizer.step()
             total += loss.item() * len(index)
@@ -120,19 +141,22 @@ def train(model: OutcomeCnn, train_arrays: Arrays, validation_arrays: Arrays, tr
         validation_auc = roc_auc(probabilities, validation_arrays.labels) if len(probabilities) else None
         validation_loss = _bce(probabilities, validation_arrays.labels) if len(probabilities) else math.nan
         score = validation_auc if use_auc and validation_auc is not None else -validation_loss
+        validation_auxiliary = auxiliary_error(model, validation_arrays, train_config.batch_size)
         record = {
             "epoch": epoch,
             "train_loss": total / max(seen, 1),
             "validation_auc": validation_auc,
             "validation_log_loss": validation_loss,
+            "validation_auxiliary_mse": validation_auxiliary,
             "seconds": round(time.perf_counter() - started, 2),
         }
         best.history.append(record)
         improved = score > best.best_score + train_config.min_delta
+        auxiliary_text = "" if validation_auxiliary is None else f"  val aux MSE {validation_auxiliary:.4f}"
         log(
             f"epoch {epoch:3d}  train loss {record['train_loss']:.4f}  val AUC "
             f"{'-' if validation_auc is None else f'{validation_auc:.4f}'}  val log loss {validation_loss:.4f}"
-            f"{'  *' if improved else ''}  ({record['seconds']:.1f} s)"
+            f"{auxiliary_text}{'  *' if improved else ''}  ({record['seconds']:.1f} s)"
         )
         if improved or epoch == 1:
             best.best_epoch, best.best_score = epoch, score

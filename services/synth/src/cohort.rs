@@ -194,6 +194,23 @@ fn csv_field(cell: &Cell) -> String {
     }
 }
 
+/// The columns that describe what the image shows and how the injection relates to it
+/// (indication, injected levels and side, root compression, lordosis, every per-level latent):
+/// the generator's truth a cohort key carries for auxiliary training targets and error analysis.
+pub fn is_latent_column(name: &str) -> bool {
+    matches!(
+        name,
+        "indication" | "injected_levels" | "injected_side" | "root_compression_mm" | "lordosis_deg"
+    ) || ["herniation_", "stenosis_grade_", "pfirrmann_", "modic_", "disc_height_loss_"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+}
+
+/// The names and CSV fields of `row`'s columns that `keep` selects, in the cohort's order.
+pub fn csv_columns(row: &CohortRow, keep: impl Fn(&str) -> bool) -> Vec<(String, String)> {
+    column_names().into_iter().zip(cells(row).iter().map(csv_field)).filter(|(name, _)| keep(name)).collect()
+}
+
 /// Writes the cohort as CSV (header row, empty fields for missing values).
 pub fn write_csv(rows: &[CohortRow], path: &Path) -> Result<()> {
     let file = File::create(path).map_err(|e| Error::io(path, e))?;

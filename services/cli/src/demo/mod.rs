@@ -472,9 +472,15 @@ async fn cohort_rows(seed: u64, patients: u32) -> anyhow::Result<Vec<CohortRow>>
 /// generator knows. Synthetic data only; it holds no identifier of a real person.
 fn write_cohort_key(path: &std::path::Path, seed: u64, patients: &[Patient]) -> anyhow::Result<()> {
     use std::fmt::Write as _;
+    let latents =
+        |row: &CohortRow| tfesi_synth::cohort::csv_columns(row, tfesi_synth::cohort::is_latent_column);
     let mut out = String::from(
-        "synthetic,seed,patient_index,episode_id,study_id,p_true,p_clinical,outcome_drawn,label\n",
+        "synthetic,seed,patient_index,episode_id,study_id,p_true,p_clinical,outcome_drawn,label",
     );
+    for (name, _) in patients.first().map(|patient| latents(&patient.row)).unwrap_or_default() {
+        write!(out, ",{name}")?;
+    }
+    out.push('\n');
     for patient in patients {
         let row = &patient.row;
         let label = match row.label() {
@@ -482,7 +488,7 @@ fn write_cohort_key(path: &std::path::Path, seed: u64, patients: &[Patient]) -> 
             Some(false) => "0",
             None => "",
         };
-        writeln!(
+        write!(
             out,
             "true,{seed},{},{},{},{},{},{},{label}",
             row.patient_index,
@@ -492,6 +498,10 @@ fn write_cohort_key(path: &std::path::Path, seed: u64, patients: &[Patient]) -> 
             row.p_clinical,
             u8::from(row.outcome_drawn)
         )?;
+        for (_, field) in latents(row) {
+            write!(out, ",{field}")?;
+        }
+        out.push('\n');
     }
     if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
