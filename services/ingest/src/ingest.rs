@@ -23,6 +23,8 @@ pub struct Ingestor {
     pub uid_key: Arc<Vec<u8>>,
     /// Parsing limits.
     pub limits: ParseLimits,
+    /// Wakes the outbox relay when a completion writes a job.
+    pub relay_wake: crate::outbox::RelayWake,
 }
 
 /// What happened to one instance.
@@ -117,7 +119,7 @@ impl Ingestor {
     /// Builds an ingestor, creating the vault UID key on first use.
     pub async fn new(pool: PgPool, store: ObjectStore, limits: ParseLimits) -> Result<Self, IngestError> {
         let uid_key = Arc::new(catalogue::uid_key(&pool).await?);
-        Ok(Self { pool, store, uid_key, limits })
+        Ok(Self { pool, store, uid_key, limits, relay_wake: crate::outbox::RelayWake::default() })
     }
 
     /// Ingests one instance received over gRPC; see [`Ingestor::ingest_via`].

@@ -68,6 +68,7 @@ pub async fn run(
     let relay_config = outbox::RelayConfig {
         stream_key: format!("{}:{}", config.redis.key_prefix, config.relay.stream),
         republish_after: std::time::Duration::from_secs(config.relay.republish_after_s),
+        wake: ingestor.relay_wake.clone(),
         ..outbox::RelayConfig::default()
     };
     let relay =
@@ -81,6 +82,7 @@ pub async fn run(
             activity.clone(),
             config.dicom.quiet_period(),
             selection::SelectionRules::default(),
+            ingestor.relay_wake.clone(),
             shutdown.clone().wait(),
         ));
         let receiver = tokio::spawn(scp::serve(

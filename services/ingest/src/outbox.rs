@@ -6,6 +6,7 @@
 //! loses everything, unconfirmed jobs are published again after `republish_after`, and the
 //! pipeline is idempotent on `job_id`, so a job published twice is processed once.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
@@ -23,6 +24,23 @@ pub struct RelayConfig {
     pub batch: i64,
     /// Pause between rounds when idle.
     pub poll_interval: Duration,
+    /// Ends the pause at once when this process writes a job (see [`RelayWake`]).
+    pub wake: RelayWake,
+}
+
+/// Wakes this process's relay when a job has been written to the outbox, so the job is
+/// published within a round trip to Postgres and Redis instead of after up to `poll_interval`
+/// (500 ms: on average a quarter of a second added to every study's end-to-end latency). Jobs
+/// written by another ingest process are still found by the poll.
+#[derive(Debug, Clone, Default)]
+pub struct RelayWake(Arc<tokio::sync::Notify>);
+
+impl RelayWake {
+    /// Called after the transaction that wrote a job has committed. A wake that arrives while
+    /// the relay is in a round is kept, so that round is followed by another at once.
+    pub fn job_written(&self) {
+        self.0.notify_one();
+    }
 }
 
 impl Default for RelayConfig {
@@ -32,6 +50,7 @@ impl Default for RelayConfig {
             republish_after: Duration::from_secs(300),
             batch: 100,
             poll_interval: Duration::from_millis(500),
+            wake: RelayWake::default(),
         }
     }
 }
@@ -156,6 +175,7 @@ pub async fn run_relay(
         tokio::select! {
             () = &mut shutdown => return,
             () = tokio::time::sleep(config.poll_interval) => {}
+            () = config.wake.0.notified() => {}
         }
     }
 }

@@ -877,6 +877,7 @@ pub async fn run_completer(
     activity: Activity,
     quiet_period: Duration,
     rules: SelectionRules,
+    relay_wake: crate::outbox::RelayWake,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let tick = (quiet_period / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
@@ -888,6 +889,7 @@ pub async fn run_completer(
         }
         match complete_quiet_studies(&pool, &activity, quiet_period, &rules).await {
             Ok(completed) if !completed.is_empty() => {
+                relay_wake.job_written();
                 tracing::info!(count = completed.len(), "completed quiet DICOM studies");
             }
             Ok(_) => {}

@@ -256,6 +256,7 @@ impl Ingest for IngestApi {
             Err(other) => return Err(ApiError::from(other).into()),
         };
         if completion.job_created {
+            self.ingestor.relay_wake.job_written();
             tracing::info!(%study_id, job_id = completion.job.as_ref().map(|j| j.job_id.as_str()), "study completed; pipeline job written");
         }
         let study = self.study_message(study_id).await?;

@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use tfesi_ingest::ParseLimits;
 use tfesi_ingest::catalogue::complete_study;
 use tfesi_ingest::ingest::{Ingestor, InstanceOutcome};
-use tfesi_ingest::outbox::{RelayConfig, publish_due, read_confirmations};
+use tfesi_ingest::outbox::{RelayConfig, RelayWake, publish_due, read_confirmations, run_relay};
 use tfesi_ingest::selection::SelectionRules;
 use tfesi_ingest::store::ObjectStore;
 
@@ -21,13 +21,9 @@ async fn stream_len(conn: &mut ConnectionManager, key: &str) -> i64 {
     redis::cmd("XLEN").arg(key).query_async(conn).await.unwrap()
 }
 
-#[sqlx::test(migrations = "../../migrations")]
-async fn a_job_is_published_again_after_redis_lost_it_until_confirmed(pool: PgPool) {
-    let dir = tempfile::tempdir().unwrap();
-    let ingest = Ingestor::new(pool.clone(), ObjectStore::open(dir.path()).unwrap(), ParseLimits::default())
-        .await
-        .unwrap();
-    let study = tfesi_synth::generate_patient(9, 0, &Default::default()).unwrap();
+/// Stores the T2 sagittal series of a synthetic patient; returns its study id.
+async fn stored_t2_study(ingest: &Ingestor, seed: u64) -> uuid::Uuid {
+    let study = tfesi_synth::generate_patient(seed, 0, &Default::default()).unwrap();
     let mut study_id = None;
     for file in study.files.iter().filter(|f| f.kind == tfesi_synth::protocol::SeriesKind::T2Sagittal) {
         if let InstanceOutcome::Stored { study_id: id, .. } =
@@ -36,7 +32,17 @@ async fn a_job_is_published_again_after_redis_lost_it_until_confirmed(pool: PgPo
             study_id = Some(id);
         }
     }
-    let (_, job) = complete_study(&pool, study_id.unwrap(), &SelectionRules::default()).await.unwrap();
+    study_id.unwrap()
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_job_is_published_again_after_redis_lost_it_until_confirmed(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let ingest = Ingestor::new(pool.clone(), ObjectStore::open(dir.path()).unwrap(), ParseLimits::default())
+        .await
+        .unwrap();
+    let study_id = stored_t2_study(&ingest, 9).await;
+    let (_, job) = complete_study(&pool, study_id, &SelectionRules::default()).await.unwrap();
     let job = job.unwrap();
 
     let config = RelayConfig {
@@ -78,4 +84,41 @@ async fn a_job_is_published_again_after_redis_lost_it_until_confirmed(pool: PgPo
         .query_async(&mut conn)
         .await
         .unwrap();
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_written_job_wakes_the_relay_instead_of_waiting_for_its_poll(pool: PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let ingest = Ingestor::new(pool.clone(), ObjectStore::open(dir.path()).unwrap(), ParseLimits::default())
+        .await
+        .unwrap();
+    let study_id = stored_t2_study(&ingest, 10).await;
+    let wake = RelayWake::default();
+    let config = RelayConfig {
+        stream_key: format!("test:ingest:{}", uuid::Uuid::new_v4()),
+        // Far longer than the test waits: only the wake can publish the job in time.
+        poll_interval: Duration::from_secs(600),
+        wake: wake.clone(),
+        ..RelayConfig::default()
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let relay = tokio::spawn(run_relay(pool.clone(), redis().await, config.clone(), async {
+        let _ = stopped.await;
+    }));
+    let mut conn = redis().await;
+    // The relay's first round has passed (nothing to publish) once the stream's key could exist.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(stream_len(&mut conn, &config.stream_key).await, 0);
+
+    complete_study(&pool, study_id, &SelectionRules::default()).await.unwrap().1.unwrap();
+    let written = std::time::Instant::now();
+    wake.job_written();
+    while stream_len(&mut conn, &config.stream_key).await == 0 {
+        assert!(written.elapsed() < Duration::from_secs(5), "the woken relay did not publish the job");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    println!("published {} ms after the wake", written.elapsed().as_millis());
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), relay).await.unwrap().unwrap();
+    let _: i64 = redis::cmd("DEL").arg(&config.stream_key).query_async(&mut conn).await.unwrap();
 }

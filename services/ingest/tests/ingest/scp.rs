@@ -56,6 +56,7 @@ impl Scp {
             activity.clone(),
             config.quiet_period(),
             SelectionRules::default(),
+            tfesi_ingest::outbox::RelayWake::default(),
             shutdown.clone().wait(),
         ));
         let receiver =
