@@ -4,7 +4,8 @@
 # machines mean little, and each benchmark already runs its baseline beside ours.
 #
 #   bench/run.sh              every benchmark
-#   bench/run.sh serving      only the named ones (prep, serving, followups, ingest, memory)
+#   bench/run.sh serving      only the named ones (prep, serving, followups, ingest, memory,
+#                             end_to_end)
 #
 # Needs what scripts/setup.sh installs (.venv with the Python baselines, the ONNX Runtime library).
 set -euo pipefail
@@ -63,12 +64,21 @@ run_memory() {
     TFESI_BENCH_RESULTS="$results" cargo bench -p tfesi-e2e --bench memory
 }
 
-all=(prep serving followups ingest memory)
+# Study upload to stored prediction on the whole stack with the shipped model (tests/benches/
+# end_to_end.rs): the stages alone, the pipeline's overhead over their sum, latency against offered
+# load; builds the four release service binaries first; writes its own JSON. Then the plots of
+# latency against load (bench/plot.py: this run's and the inference serving results').
+run_end_to_end() {
+    TFESI_BENCH_RESULTS="$results" cargo bench -p tfesi-e2e --bench end_to_end
+    "$python" bench/plot.py "$results"
+}
+
+all=(prep serving followups ingest memory end_to_end)
 selected=("$@")
 [[ ${#selected[@]} -eq 0 ]] && selected=("${all[@]}")
 for name in "${selected[@]}"; do
     case "$name" in
-        prep | serving | followups | ingest | memory) ;;
+        prep | serving | followups | ingest | memory | end_to_end) ;;
         *) log "unknown benchmark '$name' (known: ${all[*]})"; exit 2 ;;
     esac
 done

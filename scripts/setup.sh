@@ -71,10 +71,11 @@ elif [[ ! -f "${TFESI_CACHE_DIR:-$HOME/.cache/tfesi}/onnxruntime/1.31.1/libonnxr
 fi
 
 # --- Python reference tools ------------------------------------------------------------------
-# Every requirements.txt under services/ goes into one virtual environment, .venv, with the
-# Python client (clients/python, editable) and its test tools. The Rust tests find it at
-# .venv/bin/python; a stamp file skips pip when nothing changed.
-mapfile -t req_files < <(find services -name requirements.txt -not -path '*/target/*' | sort)
+# Every requirements.txt under services/ and bench/ (the benchmarks' baselines and plots) goes
+# into one virtual environment, .venv, with the Python client (clients/python, editable) and its
+# test tools. The Rust tests find it at .venv/bin/python; a stamp file skips pip when nothing
+# changed.
+mapfile -t req_files < <(find services bench -name requirements.txt -not -path '*/target/*' | sort)
 client_files=(clients/python/pyproject.toml clients/python/requirements-dev.txt)
 if [[ ${#req_files[@]} -gt 0 ]]; then
     stamp=".venv/.requirements.sha256"

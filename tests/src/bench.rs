@@ -45,6 +45,19 @@ pub async fn postgres_durability(admin_url: &str, bench: &str) -> serde_json::Ma
     durability
 }
 
+/// The lines of a service's JSON log (as the stacks write it) whose message is `message`, in
+/// order: each one's time and fields. Lines that are not JSON are skipped.
+pub fn log_events(log: &str, message: &str) -> Vec<(chrono::DateTime<chrono::Utc>, Value)> {
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["fields"]["message"] == message)
+        .filter_map(|line| {
+            let time = chrono::DateTime::parse_from_rfc3339(line["timestamp"].as_str()?).ok()?;
+            Some((time.to_utc(), line["fields"].clone()))
+        })
+        .collect()
+}
+
 /// Nearest-rank quantile `q` of values sorted ascending; NaN for none.
 pub fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {

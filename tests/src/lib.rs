@@ -13,6 +13,7 @@ pub mod process;
 pub mod proxy;
 pub mod redis_server;
 pub mod stack;
+pub mod study;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

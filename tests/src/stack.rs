@@ -91,6 +91,9 @@ pub struct StackOptions<'a> {
     pub settings: &'a [Setting<'a>],
     /// The Redis of ingest and preprocess; [`SHARED_REDIS_URL`] when `None`.
     pub redis_url: Option<&'a str>,
+    /// A bundled model (`models/<name>`, e.g. the shipped `tfesi-cnn`) to copy beside
+    /// [`TEST_MODEL`] and serve as the champion; [`TEST_MODEL`] when `None`.
+    pub default_model: Option<&'a str>,
 }
 
 /// Extra settings for one service, e.g. `("preprocess", "WORKER__MAX_ATTEMPTS", "2")`.
@@ -122,7 +125,7 @@ fn common_env(
 impl Stack {
     /// Starts the four services and waits until each is SERVING.
     pub async fn start(settings: &[Setting<'_>]) -> Self {
-        Self::start_with(StackOptions { settings, redis_url: None }).await
+        Self::start_with(StackOptions { settings, ..StackOptions::default() }).await
     }
 
     /// Starts the four services with `options` (e.g. a private Redis) and waits until each is
@@ -135,7 +138,12 @@ impl Stack {
         let dir = tempfile::tempdir().expect("stack directory");
         let objects = dir.path().join("objects");
         let models = dir.path().join("models");
-        copy_tree(&bundled_models().join(TEST_MODEL), &models.join(TEST_MODEL));
+        let default_model = options.default_model.unwrap_or(TEST_MODEL);
+        for model in [TEST_MODEL, default_model] {
+            if !models.join(model).exists() {
+                copy_tree(&bundled_models().join(model), &models.join(model));
+            }
+        }
         // Tokens are checked as in production: HS256 with a secret of this stack.
         let secret = dir.path().join("hs256.secret");
         std::fs::write(&secret, format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>()))
@@ -156,7 +164,7 @@ impl Stack {
         let mut inference_env = vec![
             ("TFESI_INFERENCE__TELEMETRY__LOG_FORMAT".to_owned(), "json".to_owned()),
             ("TFESI_INFERENCE__REPOSITORY_DIR".to_owned(), models.display().to_string()),
-            ("TFESI_INFERENCE__DEFAULT_MODEL".to_owned(), TEST_MODEL.to_owned()),
+            ("TFESI_INFERENCE__DEFAULT_MODEL".to_owned(), default_model.to_owned()),
         ];
         inference_env.extend(
             common_env("inference", &secret, &database, (redis_url, &redis_prefix), settings)
@@ -338,6 +346,25 @@ impl Stack {
         );
     }
 
+    /// Deletes preprocess' cached tensors of this stack (`<prefix>:preprocess:tensor:*`, see
+    /// services/preprocess/src/cache.rs), so the next Prepare of a series computes; returns how
+    /// many there were.
+    pub async fn clear_tensor_cache(&self) -> usize {
+        self.delete_redis_keys(":preprocess:tensor:*").await.expect("delete the stack's cached tensors")
+    }
+
+    /// Deletes this stack's Redis keys matching `<prefix><pattern>`; returns how many there were.
+    async fn delete_redis_keys(&self, pattern: &str) -> redis::RedisResult<usize> {
+        let mut redis =
+            redis::Client::open(self.redis_url.as_str())?.get_multiplexed_async_connection().await?;
+        let keys: Vec<String> =
+            redis::cmd("KEYS").arg(format!("{}{pattern}", self.redis_prefix)).query_async(&mut redis).await?;
+        if !keys.is_empty() {
+            let _: i64 = redis::cmd("DEL").arg(&keys).query_async(&mut redis).await?;
+        }
+        Ok(keys.len())
+    }
+
     /// Stops every service with SIGTERM, checks they exit cleanly, and drops the database.
     pub async fn finish(mut self) {
         for process in [&self.preprocess, &self.ingest, &self.inference, &self.registry] {
@@ -356,19 +383,8 @@ impl Stack {
         for (name, code) in codes {
             assert_eq!(code, Some(0), "{name} exits cleanly on SIGTERM; logs:\n{logs}");
         }
-        let mut redis = redis::Client::open(self.redis_url.as_str())
-            .expect("redis url")
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connect to the stack's Redis");
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.redis_prefix))
-            .query_async(&mut redis)
-            .await
-            .unwrap_or_default();
-        if !keys.is_empty() {
-            let _: Result<i64, _> = redis::cmd("DEL").arg(keys).query_async(&mut redis).await;
-        }
+        // Best effort: a stack's keys are namespaced by its prefix, so leftovers harm no other test.
+        let _ = self.delete_redis_keys("*").await;
         drop_database(&self.database).await;
     }
 }

@@ -80,7 +80,9 @@ async fn start() -> (RedisServer, Stack) {
     let redis = RedisServer::start();
     let url = redis.url();
     let settings = settings();
-    let stack = Stack::start_with(StackOptions { settings: &settings, redis_url: Some(&url) }).await;
+    let stack =
+        Stack::start_with(StackOptions { settings: &settings, redis_url: Some(&url), default_model: None })
+            .await;
     register_shadow(&stack).await;
     (redis, stack)
 }
