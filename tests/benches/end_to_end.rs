@@ -39,17 +39,16 @@
 //! run with `--profile dev`, whose figures are then marked as not release figures).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::FutureExt as _;
 use serde_json::{Value, json};
-use tfesi_e2e::bench::{Spread, env_or, log_events, machine, percentile};
-use tfesi_e2e::process::binary_dir;
+use tfesi_e2e::bench::{Spread, build_release_binaries, env_or, log_events, machine, percentile, repo_root};
 use tfesi_e2e::stack::{Stack, StackOptions};
 use tfesi_e2e::study::{
-    Clients, Outcome, Sent, Study, clinical, ms, new_job_id, prepare_studies, send, watch,
+    Clients, Outcome, Sent, Study, clinical, ms, ms_between, new_job_id, prepare_studies, send, watch,
 };
 use tfesi_proto::common::v1 as common;
 use tfesi_proto::inference::v1 as inference;
@@ -101,39 +100,6 @@ impl Settings {
     fn load_count(&self, rate: f64) -> usize {
         ((rate * self.load_seconds / 60.0).floor() as usize).clamp(1, self.load_studies)
     }
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the crate sits at tests/").to_path_buf()
-}
-
-/// Builds the release service binaries unless TFESI_BENCH_BUILD=0; returns the build's name for
-/// the results ("release", or the profile directory the binaries came from).
-fn build_binaries() -> String {
-    let profile =
-        binary_dir().file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-    if env_or("TFESI_BENCH_BUILD", 1) == 0 {
-        println!("end-to-end: TFESI_BENCH_BUILD=0: using the binaries in {}", binary_dir().display());
-        if profile != "release" {
-            println!("end-to-end: these are `{profile}` binaries: the figures are NOT release figures");
-        }
-        return profile;
-    }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = std::process::Command::new(cargo);
-    command.args(["build", "--release", "--bins"]);
-    for package in PACKAGES {
-        command.args(["-p", package]);
-    }
-    println!("end-to-end: building the release binaries ({})", PACKAGES.join(", "));
-    assert!(command.status().expect("run cargo build").success(), "cargo build --release failed");
-    assert_eq!(
-        profile,
-        "release",
-        "run as a release bench (cargo bench), not from {}",
-        binary_dir().display()
-    );
-    profile
 }
 
 fn round(value: f64) -> f64 {
@@ -255,18 +221,18 @@ fn timeline(stack: &Stack, sent: &[Sent]) -> Option<Vec<Step>> {
     let tensors = log_events(&worker_log, "tensor ready");
     let recorded = log_events(&worker_log, "predictions recorded");
     let counts = [published.len(), attempts.len(), tensors.len(), recorded.len()];
-    if counts != [sent.len(); 4] || published.iter().any(|(_, fields)| fields["published"] != 1) {
+    if counts != [sent.len(); 4] || published.iter().any(|(_, line)| line["fields"]["published"] != 1) {
         println!(
             "end-to-end: the services' logs hold {counts:?} lines for {} studies: no timeline",
             sent.len()
         );
         return None;
     }
-    let between = |from: DateTime<Utc>, to: DateTime<Utc>| {
-        (to - from).num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0
-    };
     let mut steps: Vec<Step> = vec![
-        ("CompleteStudy returned → ingest's outbox relay published the job (it polls every 500 ms)", vec![]),
+        (
+            "CompleteStudy returned → ingest's outbox relay published the job (woken by the completion)",
+            vec![],
+        ),
         ("published → the worker began the job (Redis stream)", vec![]),
         ("began → tensor ready (ListModels, GetModel, reading the objects, Prepare)", vec![]),
         ("  of which the tensor's compute (worker's compute_ms)", vec![]),
@@ -278,12 +244,12 @@ fn timeline(stack: &Stack, sent: &[Sent]) -> Option<Vec<Step>> {
     ];
     for (index, study) in sent.iter().enumerate() {
         let values = [
-            between(study.completed_at, published[index].0),
-            between(published[index].0, attempts[index].0),
-            between(attempts[index].0, tensors[index].0),
-            tensors[index].1["compute_ms"].as_f64().unwrap_or(f64::NAN),
-            between(tensors[index].0, recorded[index].0),
-            between(study.stored_at, recorded[index].0),
+            ms_between(study.completed_at, published[index].0),
+            ms_between(published[index].0, attempts[index].0),
+            ms_between(attempts[index].0, tensors[index].0),
+            tensors[index].1["fields"]["compute_ms"].as_f64().unwrap_or(f64::NAN),
+            ms_between(tensors[index].0, recorded[index].0),
+            ms_between(study.stored_at, recorded[index].0),
         ];
         for (step, value) in steps.iter_mut().zip(values) {
             step.1.push(value);
@@ -370,7 +336,7 @@ struct Figures {
 
 fn main() {
     let settings = Settings::from_env();
-    let build = build_binaries();
+    let build = build_release_binaries("end-to-end", &PACKAGES);
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     runtime.block_on(run(settings, build));

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt as _;
 use serde_json::{Value, json};
-use tfesi_e2e::bench::{Spread, env_or, machine};
-use tfesi_e2e::process::{binary_dir, rss_mb, status_mb};
+use tfesi_e2e::bench::{Spread, build_release_binaries, env_or, machine, repo_root};
+use tfesi_e2e::process::{rss_mb, status_mb};
 use tfesi_e2e::stack::{Stack, TEST_MODEL};
 
 /// What the bench starts: the four services and the `tfesi` command that drives the load.
@@ -56,11 +56,6 @@ impl Settings {
     }
 }
 
-fn repo_root() -> PathBuf {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir.parent().expect("the crate sits at tests/").to_path_buf()
-}
-
 /// One reading of a process's memory, in MB: resident in all, anonymous (heap, stacks) and
 /// file-backed (the binary's and shared libraries' pages).
 #[derive(Debug, Clone, Copy)]
@@ -84,29 +79,6 @@ impl Reading {
 
 fn round(mb: f64) -> f64 {
     (mb * 10.0).round() / 10.0
-}
-
-/// Builds the release binaries the stack and the load need, so the bench never measures stale
-/// ones (a no-op when they are up to date). `cargo bench` has released its build lock by now.
-fn build_binaries() {
-    if env_or("TFESI_BENCH_BUILD", 1) == 0 {
-        println!("memory: TFESI_BENCH_BUILD=0: using the release binaries in {}", binary_dir().display());
-        return;
-    }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = std::process::Command::new(cargo);
-    command.args(["build", "--release", "--bins"]);
-    for package in PACKAGES {
-        command.args(["-p", package]);
-    }
-    println!("memory: building the release binaries ({})", PACKAGES.join(", "));
-    let status = command.status().expect("run cargo build");
-    assert!(status.success(), "cargo build --release of the services failed");
-    assert!(
-        binary_dir().ends_with("release"),
-        "run as a release bench (cargo bench), not from {}",
-        binary_dir().display()
-    );
 }
 
 /// Resident MB of the mappings of `pid` whose path contains `needle` (from /proc/<pid>/smaps).
@@ -180,7 +152,7 @@ impl ServiceMemory {
 
 fn main() {
     let settings = Settings::from_env();
-    build_binaries();
+    build_release_binaries("memory", &PACKAGES);
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     runtime.block_on(run(settings));

@@ -46,16 +46,48 @@ pub async fn postgres_durability(admin_url: &str, bench: &str) -> serde_json::Ma
 }
 
 /// The lines of a service's JSON log (as the stacks write it) whose message is `message`, in
-/// order: each one's time and fields. Lines that are not JSON are skipped.
+/// order: each one's time and the whole line (`fields`, `span`). Lines that are not JSON are
+/// skipped.
 pub fn log_events(log: &str, message: &str) -> Vec<(chrono::DateTime<chrono::Utc>, Value)> {
     log.lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .filter(|line| line["fields"]["message"] == message)
         .filter_map(|line| {
             let time = chrono::DateTime::parse_from_rfc3339(line["timestamp"].as_str()?).ok()?;
-            Some((time.to_utc(), line["fields"].clone()))
+            Some((time.to_utc(), line))
         })
         .collect()
+}
+
+/// The repository's root (the e2e crate sits at `tests/`).
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the crate sits at tests/").to_path_buf()
+}
+
+/// Builds the release binaries of `packages` so a bench never measures stale ones (a no-op when
+/// they are up to date; `cargo bench` has released its build lock by then), unless
+/// TFESI_BENCH_BUILD=0, which takes the binaries beside the bench as they are. Returns the
+/// profile the binaries come from ("release", or e.g. "debug" for a smoke run, which is said).
+pub fn build_release_binaries(bench: &str, packages: &[&str]) -> String {
+    let dir = crate::process::binary_dir();
+    let profile = dir.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    if env_or("TFESI_BENCH_BUILD", 1) == 0 {
+        println!("{bench}: TFESI_BENCH_BUILD=0: using the binaries in {}", dir.display());
+        if profile != "release" {
+            println!("{bench}: these are `{profile}` binaries: the figures are NOT release figures");
+        }
+        return profile;
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = std::process::Command::new(cargo);
+    command.args(["build", "--release", "--bins"]);
+    for package in packages {
+        command.args(["-p", package]);
+    }
+    println!("{bench}: building the release binaries ({})", packages.join(", "));
+    assert!(command.status().expect("run cargo build").success(), "cargo build --release failed");
+    assert_eq!(profile, "release", "run as a release bench (cargo bench), not from {}", dir.display());
+    profile
 }
 
 /// Nearest-rank quantile `q` of values sorted ascending; NaN for none.

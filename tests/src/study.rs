@@ -193,7 +193,7 @@ pub async fn send(
         Err(_) => return Outcome::Failed(format!("no prediction within {PREDICTION_WITHIN:?}")),
     };
     let seen_ms = ms(started.elapsed());
-    let stored_ms = (stored_at - started_wall).num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0;
+    let stored_ms = ms_between(started_wall, stored_at);
     Outcome::Done(Box::new(Sent {
         study_id,
         series_id,
@@ -225,28 +225,22 @@ async fn prediction_event(
     }
 }
 
-/// A random UUID (version 4 layout), e.g. for a pipeline job's id.
+/// A new pipeline job id.
 pub fn new_job_id() -> String {
-    let bits = rand::random::<u128>() & !(0xf << 76) & !(0x3 << 62) | (0x4 << 76) | (0x2 << 62);
-    let hex = format!("{bits:032x}");
-    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Milliseconds from `from` to `to` (negative when `to` is earlier).
+pub fn ms_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    (to - from).num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0
 }
 
 /// A model card's clinical features (`names`, in card order) encoded from the episode's baseline
-/// facts and plan, as services/preprocess/src/features.rs encodes them before the injection.
+/// facts and plan by preprocess's own encoders (what the pipeline worker sends before the
+/// injection is recorded).
 pub fn clinical(names: &[String], details: &registry::EpisodeDetails) -> Vec<common::ClinicalFeature> {
-    let flag = |condition: bool| if condition { 1.0 } else { 0.0 };
-    let planned = |level: common::SpinalLevel| details.planned_levels.contains(&(level as i32));
-    let encode = |name: &str| match name {
-        "baseline_leg_nrs" => details.baseline_leg_nrs as f32 / 10.0,
-        "age_years" => details.age_years as f32 / 100.0,
-        "level_l4_l5" => flag(planned(common::SpinalLevel::L4L5)),
-        "level_l5_s1" => flag(planned(common::SpinalLevel::L5S1)),
-        "side_left" => flag(details.planned_side == common::Side::Left as i32),
-        "indication_stenosis" => flag(details.indication == common::Indication::SpinalStenosis as i32),
-        "sex_female" => flag(details.sex == common::Sex::Female as i32),
-        "symptom_duration_lt_3_months" => flag(details.symptom_duration_days < 91),
-        other => panic!("the champion needs clinical feature `{other}`, which this helper does not encode"),
-    };
-    names.iter().map(|name| common::ClinicalFeature { name: name.clone(), value: encode(name) }).collect()
+    let episode = registry::Episode { details: Some(details.clone()), ..Default::default() };
+    let facts =
+        tfesi_preprocess::features::EpisodeFacts::from_episode(&episode).expect("the episode's details");
+    tfesi_preprocess::features::encode(names, &facts).expect("features the champion's card names")
 }

@@ -66,11 +66,10 @@ impl Outcomes {
 /// The server's own time for each Predict that ended with `grpc_status` ("0": answered, "8":
 /// refused), in the order they finished, from its "rpc finished" log lines.
 fn server_times(log: &str, grpc_status: &str) -> Vec<Duration> {
-    log.lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|line| {
-            line["fields"]["message"] == "rpc finished" && line["fields"]["grpc_status"] == grpc_status
-        })
+    tfesi_e2e::bench::log_events(log, "rpc finished")
+        .into_iter()
+        .map(|(_, line)| line)
+        .filter(|line| line["fields"]["grpc_status"] == grpc_status)
         .filter(|line| line["span"]["rpc"].as_str().is_some_and(|rpc| rpc.ends_with("/Predict")))
         .filter_map(|line| line["fields"]["elapsed_us"].as_u64())
         .map(Duration::from_micros)

@@ -21,6 +21,10 @@ async fn stream_len(conn: &mut ConnectionManager, key: &str) -> i64 {
     redis::cmd("XLEN").arg(key).query_async(conn).await.unwrap()
 }
 
+async fn ingestor(pool: &PgPool, dir: &tempfile::TempDir) -> Ingestor {
+    Ingestor::new(pool.clone(), ObjectStore::open(dir.path()).unwrap(), ParseLimits::default()).await.unwrap()
+}
+
 /// Stores the T2 sagittal series of a synthetic patient; returns its study id.
 async fn stored_t2_study(ingest: &Ingestor, seed: u64) -> uuid::Uuid {
     let study = tfesi_synth::generate_patient(seed, 0, &Default::default()).unwrap();
@@ -38,9 +42,7 @@ async fn stored_t2_study(ingest: &Ingestor, seed: u64) -> uuid::Uuid {
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_job_is_published_again_after_redis_lost_it_until_confirmed(pool: PgPool) {
     let dir = tempfile::tempdir().unwrap();
-    let ingest = Ingestor::new(pool.clone(), ObjectStore::open(dir.path()).unwrap(), ParseLimits::default())
-        .await
-        .unwrap();
+    let ingest = ingestor(&pool, &dir).await;
     let study_id = stored_t2_study(&ingest, 9).await;
     let (_, job) = complete_study(&pool, study_id, &SelectionRules::default()).await.unwrap();
     let job = job.unwrap();
@@ -89,9 +91,7 @@ async fn a_job_is_published_again_after_redis_lost_it_until_confirmed(pool: PgPo
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_written_job_wakes_the_relay_instead_of_waiting_for_its_poll(pool: PgPool) {
     let dir = tempfile::tempdir().unwrap();
-    let ingest = Ingestor::new(pool.clone(), ObjectStore::open(dir.path()).unwrap(), ParseLimits::default())
-        .await
-        .unwrap();
+    let ingest = ingestor(&pool, &dir).await;
     let study_id = stored_t2_study(&ingest, 10).await;
     let wake = RelayWake::default();
     let config = RelayConfig {
