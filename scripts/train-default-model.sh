@@ -46,8 +46,10 @@ case "$step" in cohorts|train|evaluate|install|all) ;; *) echo "unknown step $st
 mkdir -p "$WORK"
 log() { echo "[$(date -u +%H:%M:%S)] $*"; }
 
-# One cohort through its own stack: cohort NAME SEED PATIENTS REDIS_DB
-cohort() {
+# One cohort through its own stack: cohort NAME SEED PATIENTS REDIS_DB. A subshell, so its
+# exports stay in it and its EXIT trap (stop the stack) runs exactly once, however it ends; a
+# RETURN trap set in a function outlives it and fires again on later functions' returns.
+cohort() (
     local name="$1" seed="$2" patients="$3" redis_db="$4"
     local dir="$WORK/$name"
     if [[ -f "$dir/done" ]]; then
@@ -73,7 +75,7 @@ cohort() {
     "$TFESI" dev --data-dir "$dir/stack" --log warn >"$dir/stack.log" 2>&1 &
     local stack_pid=$!
     # Stop the stack whatever happens below.
-    trap "kill $stack_pid 2>/dev/null; wait $stack_pid 2>/dev/null || true" RETURN
+    trap "kill $stack_pid 2>/dev/null; wait $stack_pid 2>/dev/null || true" EXIT
     local waited=0
     until "$TFESI" status >/dev/null 2>&1; do
         sleep 2
@@ -81,7 +83,7 @@ cohort() {
         if ! kill -0 "$stack_pid" 2>/dev/null || ((waited > 240)); then
             echo "the $name stack did not start; its log:" >&2
             tail -20 "$dir/stack.log" >&2
-            return 1
+            exit 1
         fi
     done
     log "$name cohort: tfesi demo --patients $patients --seed $seed"
@@ -95,7 +97,7 @@ cohort() {
     echo "$snapshot" >"$dir/snapshot-id"
     touch "$dir/done"
     log "$name cohort: done"
-}
+)
 
 if [[ "$step" == cohorts || "$step" == all ]]; then
     cohort train "$TRAIN_SEED" "$TRAIN_PATIENTS" 5
@@ -109,8 +111,11 @@ if [[ "$step" == train || "$step" == all ]]; then
         [[ "$inputs" == image ]] && extra=(--image-only --name tfesi-cnn-image-only)
         log "training ($inputs) into $run"
         rm -rf "$run"
+        # The generator's per-level findings of the training cohort as auxiliary targets (a
+        # hospital's equivalent: the findings of the radiology reports); never the evaluation key.
         (cd training && PYTHONPATH=. "$PYTHON" -m tfesi_training train --config "$CONFIG" --no-register \
             --offline "../$WORK/train/data/snapshot.parquet" "../$WORK/train/data/tensors" \
+            --auxiliary-key "../$WORK/train/cohort-key.csv" \
             --out "../$run" "${extra[@]}") 2>&1 | tee "$WORK/train-$inputs.log"
     done
 fi

@@ -13,7 +13,7 @@ pytestmark = needs_torch
 SLICES, HEIGHT, WIDTH = 11, 256, 256  # tfesi-prep-v1
 
 
-def exported(tmp_path, clinical_features: int):  # type: ignore[no-untyped-def]
+def exported(tmp_path, clinical_features: int, encoder: str = "stacked"):  # type: ignore[no-untyped-def]
     import torch
 
     from tfesi_training.export import export_onnx
@@ -21,7 +21,8 @@ def exported(tmp_path, clinical_features: int):  # type: ignore[no-untyped-def]
 
     torch.manual_seed(1)
     model = OutcomeCnn(slices=SLICES, clinical_features=clinical_features, stem_channels=4,
-                       stage_channels=(8, 8), clinical_hidden=4, head_hidden=8).eval()
+                       stage_channels=(8, 8), clinical_hidden=4, head_hidden=8, encoder=encoder,
+                       slice_channels=(4, 8, 8), slice_columns=64).eval()
     # Non-trivial batch-norm statistics, as after training.
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
@@ -50,10 +51,11 @@ def test_onnx_graph_has_the_contract_names_and_a_dynamic_batch(tmp_path, clinica
     assert len(output.type.tensor_type.shape.dim) == 1
 
 
-def test_onnx_runtime_matches_pytorch_within_1e_5_for_batches_of_1_3_and_5(tmp_path) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("encoder", ["stacked", "per_slice"])
+def test_onnx_runtime_matches_pytorch_within_1e_5_for_batches_of_1_3_and_5(tmp_path, encoder: str) -> None:  # type: ignore[no-untyped-def]
     from tfesi_training.export import onnx_predict, parity_check, torch_predict
 
-    model, path, _ = exported(tmp_path, 8)
+    model, path, _ = exported(tmp_path, 8, encoder)
     rng = np.random.default_rng(0)
     by_torch, by_onnx = torch_predict(model), onnx_predict(path)
     for rows in (1, 3, 5):

@@ -59,6 +59,9 @@ def test_tiny_configuration_overlays_the_default() -> None:
         ("[model]\ninputs = \"clinical\"\n", "model.inputs"),
         ("[data]\nsource = \"offline\"\n", "data.parquet"),
         ("[gpu]\nx = 1\n", "unknown section"),
+        ("[model]\nencoder = \"3d\"\n", "model.encoder"),
+        ("[model]\nslice_channels = []\n", "model.slice_channels"),
+        ("[model]\nslice_columns = 200\n", "model.slice_columns"),
     ],
 )
 def test_a_wrong_setting_is_refused_with_its_key(tmp_path, text: str, reason: str) -> None:  # type: ignore[no-untyped-def]

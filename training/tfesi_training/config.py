@@ -39,6 +39,10 @@ class ModelConfig:
     head_hidden: int = 32
     dropout: float = 0.2
     spatial_grid: int = 0
+    encoder: str = "stacked"
+    slice_channels: tuple[int, ...] = (16, 24, 32, 48)
+    slice_pool: int = 2
+    slice_columns: int = 96
 
     @property
     def uses_clinical(self) -> bool:
@@ -183,6 +187,14 @@ def check_config(config: Config) -> None:
         fail("model.stage_channels", "at least one stage, every width >= 1")
     if config.model.spatial_grid < 0:
         fail("model.spatial_grid", "must be >= 0 (0 = no spatial map)")
+    if config.model.encoder not in ("stacked", "per_slice"):
+        fail("model.encoder", "must be \"stacked\" or \"per_slice\"")
+    if not config.model.slice_channels or min(config.model.slice_channels) < 1:
+        fail("model.slice_channels", "at least one block, every width >= 1")
+    if not 1 <= config.model.slice_pool <= 8 or config.model.slice_columns < 8:
+        fail("model.slice_pool", "slice_pool in 1..8 and slice_columns >= 8")
+    if config.model.slice_columns * config.model.slice_pool > 256:
+        fail("model.slice_columns", "slice_columns x slice_pool must fit the 256-pixel tensor width")
     if config.train.auxiliary_weight < 0:
         fail("train.auxiliary_weight", "must be >= 0")
     if config.train.epochs < 1 or config.train.batch_size < 1 or config.train.threads < 1:

@@ -19,6 +19,14 @@ Slices stay channels (no 3D convolution): the stem sees every slice at once, so 
 herniation on one side's parasagittal slices and the injected side (a clinical feature) can
 meet in the head. Max pooling keeps small local findings (a herniation) that averaging over a
 256 x 256 field would dilute. Everything exports to ONNX opset 17 with plain operators.
+
+`encoder = "per_slice"` replaces the stacked stem with one small encoder whose weights every
+slice shares (PerSliceEncoder): each slice, averaged down to 2 mm and cropped to the columns
+around the canal, goes through it as a one-channel image, and its features are kept in slice
+order (mean, max and a coarse map per slice), so the head still knows which slice, and so which
+side, a finding is on. A herniation is a local pattern that appears on one or two of the eleven
+slices: with shared weights every slice is a training example of that pattern, where the
+stacked stem has to learn it separately for each input channel. Same ONNX inputs and output.
 """
 
 from __future__ import annotations
@@ -32,13 +40,89 @@ from torch import nn
 #: Channels of the coarse spatial map (`spatial_grid`).
 SPATIAL_CHANNELS = 8
 
+#: The encoders a [model] section can choose.
+ENCODERS = ("stacked", "per_slice")
 
-def _block(in_channels: int, out_channels: int, kernel: int) -> nn.Sequential:
+
+def _block(in_channels: int, out_channels: int, kernel: int, stride: int = 2) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel, stride=2, padding=kernel // 2, bias=False),
+        nn.Conv2d(in_channels, out_channels, kernel, stride=stride, padding=kernel // 2, bias=False),
         nn.BatchNorm2d(out_channels),
         nn.ReLU(inplace=True),
     )
+
+
+class StackedEncoder(nn.Module):
+    """Slices as the input channels of one CNN: [N, S, H, W] -> [N, width] (mean ++ max ++ map)."""
+
+    def __init__(self, slices: int, stem_channels: int, stage_channels: Sequence[int], spatial_grid: int) -> None:
+        super().__init__()
+        layers = [_block(slices, stem_channels, 5)]
+        width = stem_channels
+        for out_channels in stage_channels:
+            layers.append(_block(width, out_channels, 3))
+            width = out_channels
+        self.encoder = nn.Sequential(*layers)
+        self.width = 2 * width
+        if spatial_grid:
+            self.spatial: nn.Module | None = nn.Sequential(
+                nn.Conv2d(width, SPATIAL_CHANNELS, 1), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(spatial_grid)
+            )
+            self.width += SPATIAL_CHANNELS * spatial_grid * spatial_grid
+        else:
+            self.spatial = None
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        maps = self.encoder(image)
+        features = [maps.mean(dim=(2, 3)), maps.amax(dim=(2, 3))]
+        if self.spatial is not None:
+            features.append(self.spatial(maps).flatten(1))
+        return torch.cat(features, dim=1)
+
+
+class PerSliceEncoder(nn.Module):
+    """One encoder shared by every slice: [N, S, H, W] -> [N, S * per-slice width].
+
+    Each slice is average-pooled by `pool` (1 mm pixels to 2 mm with the default 2), cropped to
+    `columns` pooled columns centred on the canal (the tensor centres it, docs/preprocessing.md;
+    the craniocaudal extent is kept whole), and encoded as a one-channel image by stride-2 blocks.
+    Per slice: the channel means, the channel maxima and the whole last map through a 1 x 1
+    projection to SPATIAL_CHANNELS (with the defaults 8 x 6 cells of 32 mm, so the head can tell
+    the disc levels apart), kept in slice order. The input is the contract's 256 x 256, so the
+    map's size is fixed when the model is built.
+    """
+
+    def __init__(self, slices: int, channels: Sequence[int], pool: int, columns: int,
+                 height: int = 256, width: int = 256) -> None:
+        super().__init__()
+        if not channels:
+            raise ValueError("the per-slice encoder needs at least one block")
+        if columns * pool > width:
+            raise ValueError(f"{columns} columns of {pool} pixels do not fit a width of {width}")
+        self.slices, self.pool, self.columns = slices, pool, columns
+        layers = []
+        for in_channels, out_channels in zip((1, *channels), channels):
+            layers.append(_block(in_channels, out_channels, 3))
+        self.encoder = nn.Sequential(*layers)
+        map_rows, map_columns = height // pool, columns
+        for _ in channels:  # each block: 3 x 3, stride 2, padding 1
+            map_rows, map_columns = (map_rows + 1) // 2, (map_columns + 1) // 2
+        self.map_cells = map_rows * map_columns
+        self.spatial = nn.Sequential(nn.Conv2d(channels[-1], SPATIAL_CHANNELS, 1), nn.ReLU(inplace=True))
+        self.slice_width = 2 * channels[-1] + SPATIAL_CHANNELS * self.map_cells
+        self.width = slices * self.slice_width
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        rows, slices, height, width = image.shape
+        if slices != self.slices:
+            raise ValueError(f"expected {self.slices} slices, got {slices}")
+        pooled = nn.functional.avg_pool2d(image, self.pool) if self.pool > 1 else image
+        pooled_width = width // self.pool
+        start = max((pooled_width - self.columns) // 2, 0)
+        cropped = pooled[:, :, :, start : start + self.columns]
+        maps = self.encoder(cropped.reshape(rows * slices, 1, height // self.pool, cropped.shape[3]))
+        per_slice = torch.cat([maps.mean(dim=(2, 3)), maps.amax(dim=(2, 3)), self.spatial(maps).flatten(1)], dim=1)
+        return per_slice.reshape(rows, slices * self.slice_width)
 
 
 class OutcomeCnn(nn.Module):
@@ -56,25 +140,23 @@ class OutcomeCnn(nn.Module):
         dropout: float = 0.2,
         spatial_grid: int = 0,
         auxiliary_outputs: int = 0,
+        encoder: str = "stacked",
+        slice_channels: Sequence[int] = (16, 24, 32, 48),
+        slice_pool: int = 2,
+        slice_columns: int = 96,
     ) -> None:
         super().__init__()
         self.slices = slices
         self.clinical_features = clinical_features
         self.auxiliary_outputs = auxiliary_outputs
-        layers = [_block(slices, stem_channels, 5)]
-        width = stem_channels
-        for out_channels in stage_channels:
-            layers.append(_block(width, out_channels, 3))
-            width = out_channels
-        self.encoder = nn.Sequential(*layers)
-        image_width = 2 * width
-        if spatial_grid:
-            self.spatial: nn.Module | None = nn.Sequential(
-                nn.Conv2d(width, SPATIAL_CHANNELS, 1), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(spatial_grid)
-            )
-            image_width += SPATIAL_CHANNELS * spatial_grid * spatial_grid
+        if encoder == "stacked":
+            self.image_encoder: StackedEncoder | PerSliceEncoder = StackedEncoder(
+                slices, stem_channels, stage_channels, spatial_grid)
+        elif encoder == "per_slice":
+            self.image_encoder = PerSliceEncoder(slices, slice_channels, slice_pool, slice_columns)
         else:
-            self.spatial = None
+            raise ValueError(f"unknown encoder {encoder!r} (known: {', '.join(ENCODERS)})")
+        image_width = self.image_encoder.width
         self.auxiliary = nn.Linear(image_width, auxiliary_outputs) if auxiliary_outputs else None
         fused = image_width + auxiliary_outputs
         if clinical_features:
@@ -99,11 +181,7 @@ class OutcomeCnn(nn.Module):
         self, image: torch.Tensor, clinical: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logit of P(good outcome) [N], and the auxiliary predictions [N, K] (None without)."""
-        maps = self.encoder(image)
-        features = [maps.mean(dim=(2, 3)), maps.amax(dim=(2, 3))]
-        if self.spatial is not None:
-            features.append(self.spatial(maps).flatten(1))
-        pooled = torch.cat(features, dim=1)
+        pooled = self.image_encoder(image)
         auxiliary = self.auxiliary(pooled) if self.auxiliary is not None else None
         fused = [pooled] if auxiliary is None else [pooled, auxiliary]
         if self.clinical is not None:
@@ -137,6 +215,10 @@ def build_model(config_model: object, *, slices: int, clinical_features: int,
         dropout=config_model.dropout,  # type: ignore[attr-defined]
         spatial_grid=config_model.spatial_grid,  # type: ignore[attr-defined]
         auxiliary_outputs=auxiliary_outputs,
+        encoder=config_model.encoder,  # type: ignore[attr-defined]
+        slice_channels=config_model.slice_channels,  # type: ignore[attr-defined]
+        slice_pool=config_model.slice_pool,  # type: ignore[attr-defined]
+        slice_columns=config_model.slice_columns,  # type: ignore[attr-defined]
     )
 
 
