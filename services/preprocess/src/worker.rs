@@ -562,12 +562,8 @@ async fn attempt_once(
     Ok(())
 }
 
-/// The models, the tensor, the features and the predictions, as a RecordPrediction request.
-async fn predict(
-    pipeline: &Pipeline,
-    job: &PipelineJob,
-) -> Result<registry::RecordPredictionRequest, Failure> {
-    let upstream = &pipeline.upstream;
+/// The serving champion's card and the shadow's, when there is one and its card can be read.
+async fn serving_cards(upstream: &Upstream) -> Result<(CardSummary, Option<CardSummary>), Failure> {
     let serving = upstream
         .serving_models()
         .await
@@ -593,6 +589,22 @@ async fn predict(
         },
         None => None,
     };
+    Ok((champion, shadow))
+}
+
+/// The models, the tensor, the features and the predictions, as a RecordPrediction request.
+async fn predict(
+    pipeline: &Pipeline,
+    job: &PipelineJob,
+) -> Result<registry::RecordPredictionRequest, Failure> {
+    let upstream = &pipeline.upstream;
+    // Which models serve (two calls to inference) while the instances are read: neither needs
+    // the other, and a job's time to its tensor is what the end-to-end latency is made of.
+    let (cards, instances) = tokio::join!(
+        serving_cards(upstream),
+        crate::objects::load(pipeline.objects.clone(), job.objects.clone())
+    );
+    let (champion, shadow) = cards?;
     let prep_spec = spec::by_version(&champion.spec_version).ok_or_else(|| {
         Failure::permanent(
             Stage::Prepare,
@@ -601,9 +613,7 @@ async fn predict(
         )
     })?;
 
-    let instances = crate::objects::load(pipeline.objects.clone(), job.objects.clone())
-        .await
-        .map_err(|error| Failure::from(&error))?;
+    let instances = instances.map_err(|error| Failure::from(&error))?;
     if instances.is_empty() {
         return Err(Failure::permanent(Stage::Prepare, "invalid_job", "the job lists no stored instances"));
     }
