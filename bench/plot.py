@@ -6,8 +6,10 @@
 RESULTS_DIR defaults to $TFESI_BENCH_RESULTS, else bench/results. Reads end-to-end.json
 (tests/benches/end_to_end.rs: p50/p99 from study upload to stored prediction at each offered
 rate of studies per minute, open loop) and inference-serving.json
-(services/inference/benches/serving: p50/p99 of batch-1 predictions at each number of concurrent
-callers, closed loop), and writes end-to-end-latency.png and inference-latency.png beside them.
+(services/inference/benches/serving: p50/p99 of batch-1 predictions at each offered rate, open
+loop, for our service and the Python server; from a file written before the sweep existed, the
+closed-loop figures at 1 and N callers), and writes end-to-end-latency.png and
+inference-latency.png beside them.
 A missing input skips its plot with a note; the script fails only when it drew nothing.
 """
 
@@ -89,6 +91,8 @@ def plot_end_to_end(data, path):
 
 
 def plot_inference(data, path):
+    if data.get("sweep", {}).get("points"):
+        return plot_inference_sweep(data, path)
     callers = data.get("settings", {}).get("callers")
     concurrency = {"batch1-sequential": 1, "batch1-concurrent": callers}
     systems = {}
@@ -114,13 +118,64 @@ def plot_inference(data, path):
     ax.set_yscale("log")
     ax.set_xlabel("offered load (concurrent callers, closed loop, batch 1)")
     ax.set_ylabel("latency per prediction (ms, log scale)")
+    ax.set_title(inference_title(data, "medians over rounds"), fontsize=9)
+    finish(fig, ax, path)
+    return True
+
+
+def inference_title(data, loop):
     model = data.get("model", {})
-    ax.set_title(
+    return (
         f"Inference serving, {model.get('name', '?')}/{model.get('version', '?')}: latency against offered load\n"
-        f"synthetic input, {machine_text(data.get('machine', {}))}, {data.get('date', '')}, "
-        "medians over rounds",
-        fontsize=9,
+        f"synthetic input, {machine_text(data.get('machine', {}))}, {data.get('date', '')}, {loop}"
     )
+
+
+def plot_inference_sweep(data, path):
+    sweep = data["sweep"]
+    systems = {}
+    for point in sweep["points"]:
+        if point.get("answered", 0) > 0:
+            systems.setdefault(point["label"], []).append(point)
+    if not systems:
+        print("plot: inference-serving.json's sweep answered nothing; skipped", file=sys.stderr)
+        return False
+    fig, ax = plt.subplots(figsize=(7.5, 5.6))
+    for index, (label, points) in enumerate(sorted(systems.items())):
+        points.sort(key=lambda point: point["offered_per_s"])
+        color = f"C{index}"
+        xs = [point["offered_per_s"] for point in points]
+        ax.plot(xs, [point["p50_ms"] for point in points], "o-", color=color, label=f"{label}, p50")
+        ax.plot(xs, [point["p99_ms"] for point in points], "s--", color=color, alpha=0.6, label=f"{label}, p99")
+        for point in points:
+            if point["achieved_per_s"] < 0.95 * point["offered_per_s"]:
+                refused = f", {point['refused']} refused" if point.get("refused") else ""
+                ax.annotate(
+                    f"{point['achieved_per_s']:.0f}/s{refused}",
+                    (point["offered_per_s"], point["p99_ms"]),
+                    textcoords="offset points",
+                    xytext=(4, 4),
+                    fontsize=7,
+                    color=color,
+                )
+    in_process = [
+        result["p50_us"]["median"] / 1000
+        for result in data.get("results", [])
+        if result.get("scenario") == "batch1-sequential" and result.get("system") == "in-process"
+    ]
+    if in_process:
+        ax.axhline(in_process[0], color="grey", linestyle=":", label="in-process onnxruntime, one at a time, p50")
+    rates = sorted({point["offered_per_s"] for points in systems.values() for point in points})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(rates, [f"{rate:g}" for rate in rates])
+    ax.set_yscale("log")
+    ax.set_xlabel(
+        f"offered load (predictions per second, open loop, batch 1; {sweep.get('window_s', '?'):g} s per rate; "
+        "labels: achieved rate, and refusals, where below 95% of offered)",
+        fontsize=8,
+    )
+    ax.set_ylabel("latency from the time each request was due (ms, log scale)")
+    ax.set_title(inference_title(data, "one run per rate"), fontsize=9)
     finish(fig, ax, path)
     return True
 

@@ -1,14 +1,17 @@
 //! Inference serving, predictions/s and p50/p99 latency at batch 1 and under concurrent load:
 //! the real `tfesi-inference` binary over gRPC beside the same model run in-process with ONNX
 //! Runtime (the limit) and a plain Python grpcio + onnxruntime server (what a user would write),
-//! on the same rows, in alternating rounds. Prints tables; writes
-//! bench/results/inference-serving.json.
+//! on the same rows, in alternating rounds; then latency against offered load (open loop, each
+//! offered rate to our service and to the Python server; sweep.rs). Prints tables; writes
+//! bench/results/inference-serving.json (`bench/plot.py` draws the sweep).
 //!
 //! Run (release build; cargo builds the service binary too):
 //!   cargo bench -p tfesi-inference --bench serving
 //! Knobs: TFESI_BENCH_ROUNDS (5), TFESI_BENCH_SEQUENTIAL (requests per system and round at
 //! batch 1, 200), TFESI_BENCH_CONCURRENT (requests per system and round under load, 400),
 //! TFESI_BENCH_CALLERS (8), TFESI_BENCH_MAX_SECONDS (stop starting rounds after this, 900),
+//! TFESI_BENCH_SWEEP_RATES (offered predictions/s, comma-separated, "25,50,100,200,300,400";
+//! empty: no sweep), TFESI_BENCH_SWEEP_SECONDS (per rate and system, 5),
 //! TFESI_PYTHON (default .venv/bin/python), TFESI_BENCH_RESULTS (output directory).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -18,6 +21,7 @@ mod processes;
 mod remote;
 mod report;
 mod stats;
+mod sweep;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,6 +46,8 @@ pub struct Settings {
     pub concurrent_requests: usize,
     pub callers: usize,
     pub max_duration: Duration,
+    pub sweep_rates: Vec<f64>,
+    pub sweep_window: Duration,
 }
 
 impl Settings {
@@ -52,8 +58,24 @@ impl Settings {
             concurrent_requests: env_or("TFESI_BENCH_CONCURRENT", 400).max(1),
             callers: env_or("TFESI_BENCH_CALLERS", 8).max(1),
             max_duration: Duration::from_secs(env_or("TFESI_BENCH_MAX_SECONDS", 900) as u64),
+            sweep_rates: sweep_rates(),
+            sweep_window: Duration::from_secs(env_or("TFESI_BENCH_SWEEP_SECONDS", 5).max(1) as u64),
         }
     }
+}
+
+/// TFESI_BENCH_SWEEP_RATES: offered predictions per second, each > 0.
+fn sweep_rates() -> Vec<f64> {
+    let text =
+        std::env::var("TFESI_BENCH_SWEEP_RATES").unwrap_or_else(|_| "25,50,100,200,300,400".to_owned());
+    text.split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| match part.parse::<f64>() {
+            Ok(rate) if rate.is_finite() && rate > 0.0 => rate,
+            _ => panic!("TFESI_BENCH_SWEEP_RATES: `{part}` is not a rate per second above 0"),
+        })
+        .collect()
 }
 
 /// The checkout's root (two levels above this crate).
@@ -210,7 +232,12 @@ fn main() {
     // Warm-up: connections, allocators, ONNX Runtime's first runs; not recorded.
     for scenario in Scenario::ALL {
         for system in System::ALL {
-            let warm = Settings { sequential_requests: 20, concurrent_requests: 40, ..settings };
+            let warm = Settings {
+                sequential_requests: 20,
+                concurrent_requests: 40,
+                sweep_rates: Vec::new(),
+                ..settings
+            };
             contenders.run(system, scenario, &inputs, &warm, &runtime);
         }
     }
@@ -239,6 +266,29 @@ fn main() {
         }
     }
 
+    // Latency against offered load: each rate to both servers, the order alternating per rate.
+    let mut sweep_points = Vec::new();
+    for (index, &rate) in settings.sweep_rates.iter().enumerate() {
+        let order =
+            if index % 2 == 0 { [System::Ours, System::Python] } else { [System::Python, System::Ours] };
+        for system in order {
+            let remote = if system == System::Ours { &contenders.ours } else { &contenders.python };
+            let point = runtime.block_on(sweep::offer(remote, &inputs, system, rate, settings.sweep_window));
+            eprintln!(
+                "sweep: {} at {rate}/s: answered {}, not sent {}, p50 {:.2} ms",
+                system.label(),
+                point.answered,
+                point.not_sent,
+                point.p50_ms
+            );
+            sweep_points.push(point);
+        }
+        for server in &mut servers {
+            server.assert_running();
+        }
+    }
+    sweep_points.sort_by(|a, b| a.system.cmp(&b.system).then(a.offered_per_s.total_cmp(&b.offered_per_s)));
+
     let context = report::Context {
         request_bytes: inputs.request_bytes(),
         client_encode_us: report::client_encode_us(&inputs),
@@ -248,11 +298,18 @@ fn main() {
         answers,
     };
     results.print(&context);
+    if !sweep_points.is_empty() {
+        sweep::print(&sweep_points, settings.sweep_window);
+    }
     let out_dir =
         std::env::var_os("TFESI_BENCH_RESULTS").map_or_else(|| root.join("bench/results"), PathBuf::from);
     std::fs::create_dir_all(&out_dir).expect("create the results directory");
     let out_file = out_dir.join("inference-serving.json");
-    let json = serde_json::to_string_pretty(&results.to_json(&context)).expect("JSON");
+    let mut document = results.to_json(&context);
+    if !sweep_points.is_empty() {
+        document["sweep"] = sweep::to_json(&sweep_points, settings.sweep_window);
+    }
+    let json = serde_json::to_string_pretty(&document).expect("JSON");
     std::fs::write(&out_file, json + "\n").expect("write the results");
     println!("\nwrote {}", out_file.display());
     drop(servers);

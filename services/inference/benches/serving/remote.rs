@@ -62,6 +62,11 @@ impl Remote {
         }
     }
 
+    /// Sends `body`: true when answered, false when refused for load.
+    pub async fn answer(&self, body: pb::PredictRequest) -> bool {
+        matches!(self.call(body).await, Outcome::Answered(_))
+    }
+
     /// The probability predicted for `row` (for the agreement check).
     pub async fn predict(&self, inputs: &Inputs, row: usize) -> f64 {
         match self.call(inputs.requests[row].clone()).await {

@@ -56,7 +56,7 @@ pub enum System {
 impl System {
     pub const ALL: [Self; 4] = [Self::InProcess, Self::Ours, Self::OursNoDelay, Self::Python];
 
-    fn key(self) -> &'static str {
+    pub fn key(self) -> &'static str {
         match self {
             Self::InProcess => "in-process",
             Self::Ours => "ours",
