@@ -21,6 +21,9 @@
 #
 # Needs: a debug build (`cargo build --workspace`), Postgres and Redis (scripts/setup.sh), and
 # .venv-training (scripts/setup-training.sh). Time on the 2-core machine: see models/tfesi-cnn/README.md.
+# Environment: TRAIN_SEED, TRAIN_PATIENTS, EVAL_SEED, EVAL_PATIENTS, WORK (data/default-model),
+# CONFIG (configs/default-model.toml, relative to training/), AUXILIARY (0; 1 adds the training
+# cohort's image findings as auxiliary targets, as configs/per-slice.toml expects).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,11 +35,12 @@ WORK="${WORK:-data/default-model}"
 TFESI="${TFESI:-target/debug/tfesi}"
 PYTHON="${PYTHON:-$PWD/.venv-training/bin/python}"
 CONFIG="${CONFIG:-configs/default-model.toml}"
+AUXILIARY="${AUXILIARY:-0}"
 step="all"
 while (($#)); do
     case "$1" in
         --step) step="${2:?--step needs a value}"; shift 2 ;;
-        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
         *) echo "train-default-model.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -111,11 +115,12 @@ if [[ "$step" == train || "$step" == all ]]; then
         [[ "$inputs" == image ]] && extra=(--image-only --name tfesi-cnn-image-only)
         log "training ($inputs) into $run"
         rm -rf "$run"
-        # The generator's per-level findings of the training cohort as auxiliary targets (a
-        # hospital's equivalent: the findings of the radiology reports); never the evaluation key.
+        # AUXILIARY=1: the generator's per-level findings of the training cohort as auxiliary
+        # targets (a hospital's equivalent: the findings of the radiology reports); never the
+        # evaluation key. The shipped model was trained without them.
+        [[ "$AUXILIARY" == 1 ]] && extra+=(--auxiliary-key "../$WORK/train/cohort-key.csv")
         (cd training && PYTHONPATH=. "$PYTHON" -m tfesi_training train --config "$CONFIG" --no-register \
             --offline "../$WORK/train/data/snapshot.parquet" "../$WORK/train/data/tensors" \
-            --auxiliary-key "../$WORK/train/cohort-key.csv" \
             --out "../$run" "${extra[@]}") 2>&1 | tee "$WORK/train-$inputs.log"
     done
 fi
@@ -153,6 +158,7 @@ json.dump({
     "evaluation_cohort": {"seed": $EVAL_SEED, "patients": $EVAL_PATIENTS,
                           "snapshot_id": open("$WORK/eval/snapshot-id").read().strip()},
     "config": "training/$CONFIG",
+    "auxiliary_targets": $([[ "$AUXILIARY" == 1 ]] && echo True || echo False),
 }, open(sys.argv[1], "w"), indent=2)
 EOF
     # The model's README: every figure from the files above, plus its CPU latency measured now.
