@@ -10,6 +10,9 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
+#: The image encoders a [model] section can choose (model.py builds them).
+ENCODERS = ("stacked", "per_slice")
+
 #: The directory of the shipped configurations; every file is laid over default.toml there.
 CONFIG_DIR = pathlib.Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.toml"
@@ -187,8 +190,8 @@ def check_config(config: Config) -> None:
         fail("model.stage_channels", "at least one stage, every width >= 1")
     if config.model.spatial_grid < 0:
         fail("model.spatial_grid", "must be >= 0 (0 = no spatial map)")
-    if config.model.encoder not in ("stacked", "per_slice"):
-        fail("model.encoder", "must be \"stacked\" or \"per_slice\"")
+    if config.model.encoder not in ENCODERS:
+        fail("model.encoder", f"must be one of {', '.join(ENCODERS)}")
     if not config.model.slice_channels or min(config.model.slice_channels) < 1:
         fail("model.slice_channels", "at least one block, every width >= 1")
     if not 1 <= config.model.slice_pool <= 8 or config.model.slice_columns < 8:

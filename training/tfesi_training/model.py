@@ -36,12 +36,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from tfesi_training.config import ENCODERS
+
 
 #: Channels of the coarse spatial map (`spatial_grid`).
 SPATIAL_CHANNELS = 8
 
-#: The encoders a [model] section can choose.
-ENCODERS = ("stacked", "per_slice")
 
 
 def _block(in_channels: int, out_channels: int, kernel: int, stride: int = 2) -> nn.Sequential:
