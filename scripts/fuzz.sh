@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes the parsers of untrusted input with cargo-fuzz (libFuzzer + AddressSanitizer, nightly):
+# Fuzzes the parsers of untrusted input with cargo-fuzz (libFuzzer + AddressSanitizer):
 # ingest's parse_instance and preprocess's series-to-tensor. See docs/fuzzing.md.
 #
 #   scripts/fuzz.sh [--seconds N] [--keep-going] [--strict-panics] [target...]
@@ -8,10 +8,12 @@
 # crashed (panic out of the service, abort, stack overflow, leak, timeout, or an allocation over
 # the cap), printing where the crashing input was written. By default a target stops at its first
 # crash; --keep-going (libFuzzer's fork mode) records each crash and goes on for the whole time,
-# for long runs by hand. --strict-panics also counts panics the services catch (docs/fuzzing.md). The seed corpus is rebuilt on every run
-# under fuzz/corpus/seeds/ from ../shared/dicom-corpus plus generated adversarial inputs
-# (fuzz/make_seeds.py); what the fuzzer finds accumulates in fuzz/corpus/<target>/ (git-ignored),
-# so longer runs by hand continue where the last one stopped.
+# for long runs by hand. --strict-panics also counts panics the services catch
+# (docs/fuzzing.md). The seed corpus is rebuilt on every run under fuzz/corpus/seeds/ from
+# tests/fixtures/dicom-corpus (the repository's copy of ../shared/dicom-corpus) plus generated
+# adversarial inputs (fuzz/make_seeds.py); what the fuzzer finds accumulates in
+# fuzz/corpus/<target>/ (git-ignored), so longer runs by hand continue where the last one stopped.
+# The build goes to fuzz/target, or to $CARGO_TARGET_DIR when that is set (which CI may keep between runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +27,7 @@ while (($#)); do
         --seconds=*) seconds="${1#--seconds=}"; shift ;;
         --strict-panics) strict=1; shift ;;
         --keep-going) keep_going=1; shift ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
         *) targets+=("$1"); shift ;;
     esac
@@ -45,16 +47,24 @@ TIMEOUT_S="${TIMEOUT_S:-20}"
 # Largest input the fuzzer makes (longer seeds are cut): every corpus file but the two biggest
 # (589 and 511 KB) fits, and smaller inputs run faster.
 MAX_LEN="${MAX_LEN:-131072}"
-DICOM_CORPUS="${DICOM_CORPUS:-../shared/dicom-corpus}"
+# The repository's copy of ../shared/dicom-corpus (the same files), so that a clean clone has it.
+DICOM_CORPUS="${DICOM_CORPUS:-tests/fixtures/dicom-corpus}"
 
 # The fuzz crate compiles tfesi-ingest and tfesi-preprocess (and sqlx's macros): same env as the
 # workspace build.
 export SQLX_OFFLINE=true
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
-if ! rustup toolchain list | grep -q '^nightly'; then
-    echo "fuzz.sh: the nightly toolchain is missing: rustup toolchain install nightly" >&2
-    exit 1
+# cargo-fuzz hands rustc unstable flags (-Zsanitizer=address and friends). A nightly toolchain takes
+# them as they are; without one, the workspace's stable toolchain takes them with RUSTC_BOOTSTRAP=1
+# (it ships the AddressSanitizer runtime for x86_64 Linux), so no second toolchain is required.
+if rustup toolchain list | grep -q '^nightly'; then
+    cargo_fuzz=(cargo +nightly fuzz)
+    echo "fuzz.sh: $(rustc +nightly --version)"
+else
+    export RUSTC_BOOTSTRAP=1
+    cargo_fuzz=(cargo fuzz)
+    echo "fuzz.sh: $(rustc --version), with RUSTC_BOOTSTRAP=1 (no nightly toolchain)"
 fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz.sh: installing cargo-fuzz"
@@ -71,7 +81,7 @@ start=$(date +%s)
 build_args=()
 ((${#targets[@]} == 1)) && build_args=("${targets[0]}")
 mkdir -p fuzz/artifacts
-if ! cargo +nightly fuzz build -O "${build_args[@]}" >fuzz/artifacts/build.log 2>&1; then
+if ! "${cargo_fuzz[@]}" build -O "${build_args[@]}" >fuzz/artifacts/build.log 2>&1; then
     grep -Ev '^\s*(Compiling|Downloaded|Downloading)' fuzz/artifacts/build.log | tail -40 >&2
     echo "fuzz.sh: the fuzz build failed (fuzz/artifacts/build.log)" >&2
     exit 1
@@ -90,7 +100,7 @@ for target in "${targets[@]}"; do
     touch "$marker"
     echo "=== $target: ${seconds} s (malloc cap ${MALLOC_LIMIT_MB} MB, rss cap ${RSS_LIMIT_MB} MB, timeout ${TIMEOUT_S} s)"
     set +e
-    cargo +nightly fuzz run -O "$target" "fuzz/corpus/$target" "$seeds/$target" -- \
+    "${cargo_fuzz[@]}" run -O "$target" "fuzz/corpus/$target" "$seeds/$target" -- \
         -max_total_time="$seconds" -malloc_limit_mb="$MALLOC_LIMIT_MB" -rss_limit_mb="$RSS_LIMIT_MB" \
         -timeout="$TIMEOUT_S" -max_len="$MAX_LEN" -print_final_stats=1 "${mode[@]}" >"$log" 2>&1
     rc=$?
@@ -105,7 +115,7 @@ for target in "${targets[@]}"; do
         for artifact in $new; do
             echo "!!! crash input: $artifact"
         done
-        echo "    reproduce: cargo +nightly fuzz run -O $target INPUT; minimize: cargo +nightly fuzz tmin -O $target INPUT"
+        echo "    reproduce: ${cargo_fuzz[*]} run -O $target INPUT; minimize: ${cargo_fuzz[*]} tmin -O $target INPUT"
     fi
 done
 echo "fuzz.sh: total $(( $(date +%s) - start )) s"

@@ -1,32 +1,48 @@
 //! tfesi-ingest: DICOM intake, validation, de-identification, storage, series selection and the job outbox.
+//!
+//! Without the default `service` feature only the bounded parsing of one untrusted instance is
+//! built ([`parse_instance`] and the modules it uses), for the fuzz targets.
 
 pub mod attrs;
-pub mod catalogue;
-pub mod deid;
-pub mod deid_table;
-pub mod ingest;
 pub mod instance;
-pub mod outbox;
 pub mod parse;
 pub mod prescan;
 pub mod rejection;
+
+#[cfg(feature = "service")]
+pub mod catalogue;
+#[cfg(feature = "service")]
+pub mod config;
+#[cfg(feature = "service")]
+pub mod deid;
+#[cfg(feature = "service")]
+pub mod deid_table;
+#[cfg(feature = "service")]
+pub mod grpc;
+#[cfg(feature = "service")]
+pub mod ingest;
+#[cfg(feature = "service")]
+pub mod outbox;
+#[cfg(feature = "service")]
 pub mod scp;
+#[cfg(feature = "service")]
 pub mod selection;
 /// The content-addressed object store (shared with preprocess, which reads it).
+#[cfg(feature = "service")]
 pub use tfesi_platform::objects as store;
 
 pub use parse::{ParseLimits, ParsedInstance, Verdict, parse_instance};
 pub use rejection::{QuarantineReason, RejectCode, Rejection};
 
-pub mod config;
-pub mod grpc;
-
+#[cfg(feature = "service")]
 pub use config::Config;
 
+#[cfg(feature = "service")]
 use anyhow::Context as _;
 
 /// Runs the ingest service until `shutdown`: Postgres (migrated), Redis, the object store
 /// directory, the outbox relay, and the gRPC API.
+#[cfg(feature = "service")]
 pub async fn run(
     config: Config,
     listener: tokio::net::TcpListener,

@@ -1,36 +1,56 @@
 //! tfesi-preprocess: a selected T2 sagittal series to the model's input tensor, exactly and fast.
+//!
+//! Without the default `service` feature only series-to-tensor is built (decode, geometry,
+//! resampling, the spec: [`decode::decode_instance`], [`prepare::prepare_series`]), for the fuzz
+//! targets.
 
 pub mod attrs;
-pub mod cache;
 pub mod decode;
 pub mod error;
 pub mod geometry;
 pub mod prepare;
 pub mod resample;
 pub mod scan;
-pub mod service;
 pub mod spec;
 
 pub use error::{Error, Result};
+
+#[cfg(feature = "service")]
+pub mod cache;
+#[cfg(feature = "service")]
 pub mod config;
+#[cfg(feature = "service")]
 pub mod failure;
+#[cfg(feature = "service")]
 pub mod features;
+#[cfg(feature = "service")]
 pub mod grpc;
+#[cfg(feature = "service")]
 pub mod objects;
+#[cfg(feature = "service")]
+pub mod service;
+#[cfg(feature = "service")]
 pub mod store;
+#[cfg(feature = "service")]
 pub mod stream;
+#[cfg(feature = "service")]
 pub mod upstream;
+#[cfg(feature = "service")]
 pub mod worker;
 
+#[cfg(feature = "service")]
 pub use config::Config;
 
+#[cfg(feature = "service")]
 use std::sync::Arc;
 
+#[cfg(feature = "service")]
 use anyhow::Context as _;
 
 /// Runs the preprocess service until `shutdown`: Postgres (migrated), Redis, the tensor cache,
 /// the gRPC API and, when `worker.enabled`, the pipeline worker. On shutdown the worker stops
 /// claiming jobs and finishes the ones in hand within `worker.shutdown_grace_ms`.
+#[cfg(feature = "service")]
 pub async fn run(
     config: Config,
     listener: tokio::net::TcpListener,
