@@ -7,6 +7,8 @@
 //! from the vertebral body centre line, `x` lateral from the midline. Every structure is a simple
 //! shape in those coordinates, so a point is classified in well under a microsecond.
 
+use std::cell::OnceCell;
+
 use rand::Rng;
 
 use crate::latent::{HerniationSide, ImageLatents};
@@ -55,6 +57,19 @@ struct RootPath {
     a: [f64; 3],
     b: [f64; 3],
     radius: f64,
+}
+
+impl RootPath {
+    /// False when `(u, ax)` is more than `radius + 1` mm outside the segment's `u` or `x` range:
+    /// the distance to the segment is then at least `radius + 1` mm and its computed value
+    /// (rounding errors of order 1e-13 mm) cannot fall below `radius`.
+    fn near(&self, u: f64, ax: f64) -> bool {
+        let reach = self.radius + 1.0;
+        u >= self.a[1].min(self.b[1]) - reach
+            && u <= self.a[1].max(self.b[1]) + reach
+            && ax >= self.a[2].min(self.b[2]) - reach
+            && ax <= self.a[2].max(self.b[2]) + reach
+    }
 }
 
 mod body;
@@ -107,6 +122,9 @@ pub struct Anatomy {
     /// Centre of each lumbar disc along `s` (L1-L2 .. L5-S1).
     lumbar_disc_s: [f64; 5],
     stenosis: Vec<(f64, f64)>,
+    /// The largest stenosis depth: [`Anatomy::stenosis_dip`] is at most this anywhere (each
+    /// term is `depth * exp(-t^2)` with `exp(-t^2) <= 1`).
+    max_dip: f64,
     herniations: Vec<Herniation>,
     roots: Vec<RootPath>,
     canal_ap: f64,
@@ -128,6 +146,18 @@ pub struct SpinePoint {
     pub u: f64,
     /// Lateral offset from the midline, mm (patient's left positive).
     pub x: f64,
+}
+
+/// Relative margin of the culling tests ([`beyond`]).
+const CULL_MARGIN: f64 = 1.0 + 1e-9;
+
+/// True when `|d| > r * CULL_MARGIN` (with `r > 0`): then `d / r` rounds to more than 1 in
+/// floating point (the exact quotient exceeds `1 + 1e-9 - 2^-53`), so its square and any sum of
+/// it with non-negative terms is more than 1. A point for which this holds on one axis is outside
+/// every ellipse or superellipse test of the form `(d / r)^2 + ... <= 1` (or `(d / r)^4 + ...`)
+/// with that half-axis, or any smaller one: the tests it skips would have said "outside".
+fn beyond(d: f64, r: f64) -> bool {
+    d.abs() > r * CULL_MARGIN
 }
 
 fn superellipse(x: f64, a: f64, u: f64, b: f64) -> f64 {
@@ -305,6 +335,7 @@ impl Anatomy {
             discs,
             segments,
             lumbar_disc_s,
+            max_dip: stenosis.iter().map(|&(_, depth)| depth).fold(0.0, f64::max),
             stenosis,
             herniations,
             roots: Vec::new(),
@@ -490,6 +521,10 @@ impl Anatomy {
             None => (20.0, 14.0),
         };
         for h in &self.herniations {
+            // Culling: beyond a half-axis on one axis is outside the ellipsoid.
+            if beyond(s - h.s, h.rs) || beyond(u - h.u, h.ru) || beyond(x - h.x, h.rx) {
+                continue;
+            }
             let e = ((s - h.s) / h.rs).powi(2) + ((u - h.u) / h.ru).powi(2) + ((x - h.x) / h.rx).powi(2);
             if e <= 1.0 {
                 return Tissue::Herniation;
@@ -498,43 +533,67 @@ impl Anatomy {
         let sacral_taper = if s < 0.0 { (1.0 + s / 150.0).max(0.55) } else { 1.0 };
         let canal_front = back + 1.0;
         let canal_normal = self.canal_ap * sacral_taper;
-        let dip = self.stenosis_dip(s);
         let canal_back_normal = canal_front + canal_normal;
-        let canal_back = canal_back_normal - dip;
-        let canal_half = self.canal_half_width - 0.35 * dip;
-        if ax < canal_half && u >= canal_front - 0.3 && u <= canal_back {
+        // The stenosis dip (a sum of `exp`s) is computed only when a test needs it. Every test
+        // that uses it first checks a bound that holds for any dip in [0, max_dip] (floating-point
+        // subtraction is monotonic): `canal_half <= canal_half_width`, `canal_back <=
+        // canal_back_normal` and `canal_back >= canal_back_normal - max_dip`; the tests read the
+        // same values as before, in an order that cannot change their outcome.
+        let dip_cell = OnceCell::new();
+        let dip = || *dip_cell.get_or_init(|| self.stenosis_dip(s));
+        let canal_back = || canal_back_normal - dip();
+        let canal_half = || self.canal_half_width - 0.35 * dip();
+        let in_canal = |front: f64| {
+            u >= front
+                && ax < self.canal_half_width
+                && u <= canal_back_normal
+                && ax < canal_half()
+                && u <= canal_back()
+        };
+        if in_canal(canal_front - 0.3) {
             if u < canal_front + 0.6 {
                 return Tissue::Ligament;
             }
-            if let Some(t) = self.sac(s, u, x, canal_front, canal_back, canal_half, dip) {
+            if let Some(t) = self.sac(s, u, x, canal_front, canal_back(), canal_half(), dip()) {
                 return t;
             }
         }
         let root_point = [s, u, ax];
         for root in &self.roots {
-            if s < root.b[0] - 4.0 || s > root.a[0] + 4.0 {
+            if s < root.b[0] - 4.0 || s > root.a[0] + 4.0 || !root.near(u, ax) {
                 continue;
             }
             if segment_distance(root_point, root.a, root.b) < root.radius {
                 return Tissue::Root;
             }
         }
-        if ax < canal_half && u >= canal_front && u <= canal_back {
+        if in_canal(canal_front) {
             return Tissue::Fat;
         }
-        if ax < self.canal_half_width + 1.0 && u > canal_back && u <= canal_back_normal {
+        if ax < self.canal_half_width + 1.0
+            && u <= canal_back_normal
+            && u > canal_back_normal - self.max_dip
+            && u > canal_back()
+        {
             return Tissue::Ligament;
         }
         if u > back {
             if s < 0.0 {
                 return self.sacral_posterior(s, u, ax, canal_front, canal_back_normal, p);
             }
-            return self.posterior_elements(s, u, ax, canal_front, canal_back_normal, dip, p);
+            return self.posterior_elements(s, u, ax, canal_front, canal_back_normal, &dip, p);
         }
         self.anterior(s, u, x, half_width, back, p)
     }
 
+    /// The body's tissue, or `None` outside it. Called only with `v.s0 <= s <= v.s1`, where
+    /// `sin(PI * t) >= 0`, so the waisted half-axes are at most `v.half_width` and
+    /// `v.half_depth`: a point [`beyond`] them is outside the superellipse, and the `sin` is
+    /// skipped for it.
     fn vertebral_body(&self, v: &Vertebra, s: f64, u: f64, x: f64) -> Option<Tissue> {
+        if beyond(x, v.half_width) || beyond(u, v.half_depth) {
+            return None;
+        }
         let height = v.s1 - v.s0;
         let t = (s - v.s0) / height;
         let waist = 1.0 - 0.06 * (std::f64::consts::PI * t).sin();

@@ -202,18 +202,19 @@ pub fn generate_patient(seed: u64, index: u32, options: &PatientOptions) -> Resu
     for plan in &series {
         let sagittal =
             matches!(plan.kind, SeriesKind::T2Sagittal | SeriesKind::T1Sagittal | SeriesKind::StirSagittal);
-        let maps = if sagittal && sagittal_maps.is_some() {
-            sagittal_maps.clone().unwrap_or_default()
-        } else {
-            let computed: Vec<TissueMap> = plan
-                .planes
+        let classify = || -> Vec<TissueMap> {
+            plan.planes
                 .par_iter()
                 .map(|plane| tissue_map(&anatomy, plane, plan.matrix as usize, plan.pixel_mm, plan.thickness))
-                .collect();
-            if sagittal {
-                sagittal_maps = Some(computed.clone());
-            }
-            computed
+                .collect()
+        };
+        // T1, T2 and STIR share the sagittal stack: classified once, borrowed (not copied) by each.
+        let own;
+        let maps: &[TissueMap] = if sagittal {
+            sagittal_maps.get_or_insert_with(classify)
+        } else {
+            own = classify();
+            &own
         };
         let series_uid = uid(seed, &format!("series/{index}/{}", plan.number));
         if plan.kind == SeriesKind::T2Sagittal {

@@ -1,9 +1,15 @@
 //! Posterior elements, sacrum and the structures in front of the spine, in straightened
 //! coordinates.
 
-use super::Anatomy;
+use super::{Anatomy, beyond};
 use crate::noise::value_noise;
 use crate::tissue::Tissue;
+
+/// `(d1 / r1)^2 + (d2 / r2)^2 <= 1`, evaluated as written, after a cull that skips the
+/// divisions for points [`beyond`] either half-axis (which the full test calls outside).
+fn in_ellipse(d1: f64, r1: f64, d2: f64, r2: f64) -> bool {
+    !beyond(d2, r2) && !beyond(d1, r1) && (d1 / r1).powi(2) + (d2 / r2).powi(2) <= 1.0
+}
 
 impl Anatomy {
     fn bone(edge_distance: f64) -> Tissue {
@@ -18,18 +24,27 @@ impl Anatomy {
         ax: f64,
         canal_front: f64,
         canal_back: f64,
-        dip: f64,
+        dip: &impl Fn() -> f64,
         p: [f64; 3],
     ) -> Tissue {
         let pedicle_x0 = self.canal_half_width;
-        // Pedicles, foramina and facets, lateral to the canal.
-        if ax >= pedicle_x0 - 0.35 * dip - 1.0 && ax < pedicle_x0 + 14.0 {
+        // Pedicles, foramina and facets, lateral to the canal. Their inner edge
+        // `pedicle_x0 - 0.35 * dip - 1.0` moves medially (monotonically, also in floating point)
+        // as the dip grows from 0 to max_dip: a point lateral to the edge for dip = 0 is lateral
+        // to it for any dip, a point medial to it for max_dip is medial for any dip, and only
+        // the band between needs the dip.
+        let lateral = ax >= pedicle_x0 - 1.0
+            || (ax >= pedicle_x0 - 0.35 * self.max_dip - 1.0 && ax >= pedicle_x0 - 0.35 * dip() - 1.0);
+        if ax < pedicle_x0 + 14.0 && lateral {
             if u < canal_front + 14.0 {
                 if ax >= pedicle_x0 && ax < pedicle_x0 + 8.5 {
                     for v in self.vertebrae.iter().filter(|v| !v.sacral) {
                         let h = v.s1 - v.s0;
                         let cs = v.s1 - 0.36 * h;
                         let (rs, ru) = (0.27 * h, 7.0);
+                        if beyond(s - cs, rs) || beyond(u - (v.half_depth + 7.0), ru) {
+                            continue;
+                        }
                         let e = ((s - cs) / rs).powi(2) + ((u - (v.half_depth + 7.0)) / ru).powi(2);
                         if e <= 1.0 {
                             return Self::bone((1.0 - e.sqrt()) * rs.min(ru));
@@ -123,32 +138,32 @@ impl Anatomy {
         let front = -back;
         let aorta_x = 13.0;
         if s > self.bifurcation_s {
-            if ((x - aorta_x) / 10.0).powi(2) + ((u - (front - 13.0)) / 10.0).powi(2) <= 1.0 {
+            if in_ellipse(x - aorta_x, 10.0, u - (front - 13.0), 10.0) {
                 return Tissue::Vessel;
             }
         } else if s > self.bifurcation_s - 70.0 {
             let spread = 10.0 + (self.bifurcation_s - s) * 0.45;
             for side in [-1.0, 1.0] {
                 let cx = side * spread + 4.0;
-                if ((x - cx) / 6.5).powi(2) + ((u - (front - 12.0)) / 6.5).powi(2) <= 1.0 {
+                if in_ellipse(x - cx, 6.5, u - (front - 12.0), 6.5) {
                     return Tissue::Vessel;
                 }
             }
         }
-        if s > self.bifurcation_s - 12.0
-            && ((x + 16.0) / 12.0).powi(2) + ((u - (front - 11.0)) / 8.0).powi(2) <= 1.0
-        {
+        if s > self.bifurcation_s - 12.0 && in_ellipse(x + 16.0, 12.0, u - (front - 11.0), 8.0) {
             return Tissue::Vessel;
+        }
+        // Anterior to the vertebral body (u > 0) is muscle whether or not in the psoas: the psoas
+        // ellipse is tested only in front of it.
+        if u > 0.0 {
+            return Tissue::Muscle;
         }
         let l1_top = self.vertebrae[7].s1;
         let growth = ((l1_top - s) / 150.0).clamp(0.0, 1.0) * 12.0;
         let psoas_x = half_width + 8.0 + growth;
         let psoas_rx = 7.0 + growth;
         let psoas_ru = 12.0 + growth * 0.6;
-        if ((x.abs() - psoas_x) / psoas_rx).powi(2) + ((u + 0.3 * back) / psoas_ru).powi(2) <= 1.0 {
-            return Tissue::Muscle;
-        }
-        if u > 0.0 {
+        if in_ellipse(x.abs() - psoas_x, psoas_rx, u + 0.3 * back, psoas_ru) {
             return Tissue::Muscle;
         }
         if u > front - 16.0 && x.abs() < half_width + 40.0 {
