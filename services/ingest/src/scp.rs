@@ -52,10 +52,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
+use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dicom_object::file::ReadPreamble;
-use dicom_object::{FileMetaTableBuilder, InMemDicomObject, OpenFileOptions};
+use dicom_object::{FileMetaTableBuilder, OpenFileOptions};
 use dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN;
 use dicom_ul::Pdu;
 use dicom_ul::association::AsyncServerAssociation;
@@ -65,18 +65,21 @@ use dicom_ul::pdu::{
     AssociationRJServiceProviderPresentationReason, AssociationRJServiceUserReason, AssociationRJSource,
     PDataValue, PDataValueType, PresentationContextResultReason, UserIdentity,
 };
-use sqlx::PgPool;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::catalogue::{self, CompleteError};
 use crate::config::DicomConfig;
 use crate::ingest::{IngestError, Ingestor, InstanceOutcome, Source};
 use crate::rejection::{RejectCode, Rejection};
-use crate::selection::SelectionRules;
+
+mod completer;
+mod dimse;
+
+pub use completer::{complete_quiet_studies, run_completer};
+use dimse::{C_CANCEL_RQ, C_ECHO_RQ, C_STORE_RQ, Command, decode_command, response, trim_uid};
 
 /// MR Image Storage.
 pub const MR_IMAGE_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.4";
@@ -389,91 +392,6 @@ async fn connection(
     tracing::info!(%peer, calling = %session.calling, contexts = session.contexts.len(), "DICOM association established");
     let end = session.run().await;
     tracing::info!(%peer, calling = %session.calling, stored = session.stored, failed = session.failed, end, "DICOM association ended");
-}
-
-/// A decoded DIMSE command set (the parts the receiver uses).
-#[derive(Debug, Clone)]
-struct Command {
-    field: u16,
-    message_id: u16,
-    sop_class: String,
-    sop_instance: String,
-    has_data: bool,
-}
-
-const C_STORE_RQ: u16 = 0x0001;
-const C_ECHO_RQ: u16 = 0x0030;
-const C_CANCEL_RQ: u16 = 0x0FFF;
-
-fn trim_uid(value: &str) -> String {
-    value.trim_end_matches(['\0', ' ']).trim_start().to_owned()
-}
-
-fn decode_command(bytes: &[u8]) -> Option<Command> {
-    let object = InMemDicomObject::read_dataset_with_ts(bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased()).ok()?;
-    let u16_of = |tag: Tag| object.get(tag).and_then(|e| e.to_int::<u16>().ok());
-    let str_of =
-        |tag: Tag| object.get(tag).and_then(|e| e.to_str().ok()).map(|s| trim_uid(&s)).unwrap_or_default();
-    Some(Command {
-        field: u16_of(tags::COMMAND_FIELD)?,
-        message_id: u16_of(tags::MESSAGE_ID).unwrap_or(0),
-        sop_class: str_of(tags::AFFECTED_SOP_CLASS_UID),
-        sop_instance: str_of(tags::AFFECTED_SOP_INSTANCE_UID),
-        has_data: u16_of(tags::COMMAND_DATA_SET_TYPE)? != 0x0101,
-    })
-}
-
-/// Pads a UID to even length with NUL, as PS3.5 requires.
-fn uid_value(uid: &str) -> PrimitiveValue {
-    let mut value = uid.to_owned();
-    if value.len() % 2 == 1 {
-        value.push('\0');
-    }
-    PrimitiveValue::from(value)
-}
-
-/// An Error Comment (LO): at most 64 characters, no backslash, even length.
-fn comment_value(comment: &str) -> PrimitiveValue {
-    let mut value: String = comment
-        .chars()
-        .map(|c| if c == '\\' || c.is_control() || !c.is_ascii() { ' ' } else { c })
-        .take(64)
-        .collect();
-    if value.len() % 2 == 1 {
-        value.push(' ');
-    }
-    PrimitiveValue::from(value)
-}
-
-/// A response to `command` with `status` (and an Error Comment when given).
-fn response(command: &Command, status: u16, comment: Option<&str>) -> InMemDicomObject {
-    let mut elements = Vec::with_capacity(7);
-    if !command.sop_class.is_empty() {
-        elements.push(DataElement::new(tags::AFFECTED_SOP_CLASS_UID, VR::UI, uid_value(&command.sop_class)));
-    }
-    elements.push(DataElement::new(
-        tags::COMMAND_FIELD,
-        VR::US,
-        PrimitiveValue::from(command.field | 0x8000),
-    ));
-    elements.push(DataElement::new(
-        tags::MESSAGE_ID_BEING_RESPONDED_TO,
-        VR::US,
-        PrimitiveValue::from(command.message_id),
-    ));
-    elements.push(DataElement::new(tags::COMMAND_DATA_SET_TYPE, VR::US, PrimitiveValue::from(0x0101_u16)));
-    elements.push(DataElement::new(tags::STATUS, VR::US, PrimitiveValue::from(status)));
-    if !command.sop_instance.is_empty() {
-        elements.push(DataElement::new(
-            tags::AFFECTED_SOP_INSTANCE_UID,
-            VR::UI,
-            uid_value(&command.sop_instance),
-        ));
-    }
-    if let Some(comment) = comment {
-        elements.push(DataElement::new(tags::ERROR_COMMENT, VR::LO, comment_value(comment)));
-    }
-    InMemDicomObject::command_from_element_iter(elements)
 }
 
 /// The reply to one stored instance.
@@ -869,66 +787,4 @@ impl<'a> Session<'a> {
         };
         self.association.send(&pdu).await.map_err(|_| "cannot send the response")
     }
-}
-
-/// Completes studies that went quiet: every `tick` until `shutdown`, see [`complete_quiet_studies`].
-pub async fn run_completer(
-    pool: PgPool,
-    activity: Activity,
-    quiet_period: Duration,
-    rules: SelectionRules,
-    relay_wake: crate::outbox::RelayWake,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    let tick = (quiet_period / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => return,
-            () = tokio::time::sleep(tick) => {}
-        }
-        match complete_quiet_studies(&pool, &activity, quiet_period, &rules).await {
-            Ok(completed) if !completed.is_empty() => {
-                relay_wake.job_written();
-                tracing::info!(count = completed.len(), "completed quiet DICOM studies");
-            }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "completing quiet DICOM studies failed"),
-        }
-    }
-}
-
-/// Completes every study that is `receiving`, received DICOM instances, got its last instance
-/// more than `quiet_period` ago and has no open association that sent to it. Returns the
-/// completed study ids.
-pub async fn complete_quiet_studies(
-    pool: &PgPool,
-    activity: &Activity,
-    quiet_period: Duration,
-    rules: &SelectionRules,
-) -> Result<Vec<Uuid>, CompleteError> {
-    let candidates: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT study_id FROM ingest.studies
-         WHERE status = 'receiving' AND 'dicom' = ANY(received_via)
-           AND last_instance_at < now() - make_interval(secs => $1)
-         ORDER BY last_instance_at LIMIT 100",
-    )
-    .bind(quiet_period.as_secs_f64())
-    .fetch_all(pool)
-    .await?;
-    let mut completed = Vec::new();
-    for study_id in candidates {
-        if activity.is_open(study_id) {
-            continue;
-        }
-        let (selection, job) = catalogue::complete_study(pool, study_id, rules).await?;
-        tracing::info!(
-            %study_id,
-            selected = selection.selected.as_deref().unwrap_or("none"),
-            job = job.is_some(),
-            "DICOM study completed after its quiet period"
-        );
-        completed.push(study_id);
-    }
-    Ok(completed)
 }
