@@ -350,13 +350,7 @@ async fn run(settings: Settings, build: String) {
     let measured = std::panic::AssertUnwindSafe(measure(&stack, &settings)).catch_unwind().await;
     let figures = match measured {
         Ok(figures) => figures,
-        Err(panic) => {
-            // Stop the services by PID (the guards) and drop the database before failing.
-            let database = stack.database.clone();
-            drop(stack);
-            tfesi_e2e::drop_database(&database).await;
-            std::panic::resume_unwind(panic);
-        }
+        Err(panic) => stack.abandon(panic).await,
     };
     stack.finish().await;
     report(&settings, &build, &figures);

@@ -190,13 +190,7 @@ async fn run(settings: Settings) {
     let samples = sampler.await.expect("the sampler runs to its end");
     let report = match demo {
         Ok(report) => report,
-        Err(panic) => {
-            // Stop the services by PID (the guards) and drop the database before failing.
-            let database = stack.database.clone();
-            drop(stack);
-            tfesi_e2e::drop_database(&database).await;
-            std::panic::resume_unwind(panic);
-        }
+        Err(panic) => stack.abandon(panic).await,
     };
     let peak_hwm: Vec<f64> =
         services.iter().map(|(_, pid)| status_mb(*pid, "VmHWM").unwrap_or(f64::NAN)).collect();

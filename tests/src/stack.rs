@@ -365,6 +365,16 @@ impl Stack {
         Ok(keys.len())
     }
 
+    /// After a panic caught around work on the stack: stops the services by PID (their guards),
+    /// drops the stack's database, then resumes the panic, so that a failing bench leaves nothing
+    /// behind.
+    pub async fn abandon(self, panic: Box<dyn std::any::Any + Send>) -> ! {
+        let database = self.database.clone();
+        drop(self);
+        crate::drop_database(&database).await;
+        std::panic::resume_unwind(panic)
+    }
+
     /// Stops every service with SIGTERM, checks they exit cleanly, and drops the database.
     pub async fn finish(mut self) {
         for process in [&self.preprocess, &self.ingest, &self.inference, &self.registry] {
