@@ -119,6 +119,9 @@ pub struct Anatomy {
     vertebrae: Vec<Vertebra>,
     discs: Vec<Disc>,
     segments: Vec<(f64, Segment)>,
+    /// `segment_lut[j]`: how many segments start at or below `segments[0].0 + j` mm (a
+    /// starting point for [`Anatomy::segment_at`], which replaces a binary search).
+    segment_lut: Vec<u8>,
     /// Centre of each lumbar disc along `s` (L1-L2 .. L5-S1).
     lumbar_disc_s: [f64; 5],
     stenosis: Vec<(f64, f64)>,
@@ -158,6 +161,19 @@ const CULL_MARGIN: f64 = 1.0 + 1e-9;
 /// with that half-axis, or any smaller one: the tests it skips would have said "outside".
 fn beyond(d: f64, r: f64) -> bool {
     d.abs() > r * CULL_MARGIN
+}
+
+/// The table of [`Anatomy::segment_at`]: entry `j` counts the segments whose start is at or
+/// below `origin + j` (origin = the first start), for every millimetre up to the last start.
+fn segment_lut(segments: &[(f64, Segment)]) -> Vec<u8> {
+    let (Some(first), Some(last)) = (segments.first(), segments.last()) else { return Vec::new() };
+    let span = (last.0 - first.0).max(0.0) as usize + 1;
+    (0..=span)
+        .map(|j| {
+            let mark = first.0 + j as f64;
+            segments.iter().filter(|&&(start, _)| start <= mark).count().min(usize::from(u8::MAX)) as u8
+        })
+        .collect()
 }
 
 fn superellipse(x: f64, a: f64, u: f64, b: f64) -> f64 {
@@ -333,6 +349,7 @@ impl Anatomy {
             junctions,
             vertebrae,
             discs,
+            segment_lut: segment_lut(&segments),
             segments,
             lumbar_disc_s,
             max_dip: stenosis.iter().map(|&(_, depth)| depth).fold(0.0, f64::max),
@@ -463,8 +480,22 @@ impl Anatomy {
         self.texture_seed
     }
 
+    /// The segment (vertebra or disc) containing height `s`. The index is the number of
+    /// segments starting at or below `s` (what `partition_point` gave): the table gives the
+    /// count at the millimetre mark at least 1 mm below `s` (so rounding in `s - origin` cannot
+    /// put it above `s`), which is at most the answer, and the scan adds the few (sorted) starts
+    /// between that mark and `s`.
     fn segment_at(&self, s: f64) -> Option<Segment> {
-        let index = self.segments.partition_point(|&(start, _)| start <= s);
+        let f = s - self.segments.first().map_or(0.0, |first| first.0);
+        let mut index = if f >= 1.0 {
+            let j = ((f as usize) - 1).min(self.segment_lut.len().saturating_sub(1));
+            self.segment_lut.get(j).map_or(0, |&count| usize::from(count))
+        } else {
+            0
+        };
+        while index < self.segments.len() && self.segments[index].0 <= s {
+            index += 1;
+        }
         if index == 0 {
             return None;
         }

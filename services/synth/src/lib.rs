@@ -16,6 +16,7 @@ pub mod calendar;
 pub mod cohort;
 pub mod dicom_out;
 pub mod error;
+mod exact;
 mod font;
 pub mod generate;
 pub mod latent;

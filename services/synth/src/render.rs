@@ -5,6 +5,7 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 
 use crate::anatomy::Anatomy;
+use crate::exact::round;
 use crate::noise::noise_plane;
 use crate::protocol::{ImagePlane, plane_normal};
 use crate::tissue::{Contrast, TISSUE_COUNT};
@@ -148,7 +149,7 @@ pub fn render(map: &TissueMap, contrast: &Contrast, quant: Quantisation, rng: &m
         .map(|&v| {
             let re: f64 = v + sigma * rng.sample::<f64, _>(StandardNormal);
             let im: f64 = sigma * rng.sample::<f64, _>(StandardNormal);
-            (re * re + im * im).sqrt().round().clamp(0.0, 4095.0) as u16
+            round((re * re + im * im).sqrt()).clamp(0.0, 4095.0) as u16
         })
         .collect()
 }
