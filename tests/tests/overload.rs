@@ -3,10 +3,12 @@
 //! loop (requests sent on a clock whatever the answers). Pass criteria:
 //!
 //! - refusals are RESOURCE_EXHAUSTED, decided in under 10 ms at p99 in the server;
-//! - admitted requests finish within their latency target in the server at p50: the admission
-//!   limit on queued model work (`batching.max_queue_wait_ms`) plus 500 ms for their own batch,
-//!   and within four times that at p99 (judged when the load generator kept up with its clock;
-//!   see the end of the test);
+//! - admitted requests meet their latency target: the admission limit on queued model work
+//!   (`batching.max_queue_wait_ms`) plus 500 ms for their own batch. At p99 for the time the
+//!   admission control governs, from admission to result (each answer's `latency`, enqueue to
+//!   result); at p50 for the whole time in the server, and within four times the target at its
+//!   p99 (the server's time also holds receiving each 2.9 MB body; both judged when the load
+//!   generator kept up with its clock, see the end of the test);
 //! - resident memory stays bounded (peak growth under 600 MB: what the server's bound on
 //!   requests held at once, `server.max_in_flight_requests`, lets in, not what is offered);
 //! - the service recovers by itself: a request succeeds within 5 s of the overload's end.
@@ -49,14 +51,19 @@ const QUIET_WITHIN: Duration = Duration::from_secs(30);
 #[derive(Default)]
 struct Outcomes {
     admitted: Vec<Duration>,
+    /// Each admitted answer's own `latency`: from admission (enqueue) to its result.
+    admitted_model: Vec<Duration>,
     refused: Vec<Duration>,
     sample_message: String,
 }
 
 impl Outcomes {
-    fn record(&mut self, (result, took): (Result<(), (Code, String)>, Duration)) {
+    fn record(&mut self, (result, took): (Result<Duration, (Code, String)>, Duration)) {
         match result {
-            Ok(()) => self.admitted.push(took),
+            Ok(model) => {
+                self.admitted.push(took);
+                self.admitted_model.push(model);
+            }
             Err((Code::ResourceExhausted, message)) => {
                 self.sample_message = message;
                 self.refused.push(took);
@@ -77,6 +84,17 @@ fn server_times(log: &str, grpc_status: &str) -> Vec<Duration> {
         .filter_map(|line| line["fields"]["elapsed_us"].as_u64())
         .map(Duration::from_micros)
         .collect()
+}
+
+/// The time from admission to result that the answer reports for its one row (`latency`).
+fn model_latency(response: &tfesi_proto::inference::v1::PredictResponse) -> Duration {
+    let latency = response
+        .results
+        .first()
+        .and_then(|result| result.prediction.as_ref())
+        .and_then(|prediction| prediction.latency)
+        .expect("an answered row carries its latency");
+    Duration::try_from(latency).expect("a non-negative latency")
 }
 
 fn sorted(mut times: Vec<Duration>) -> Vec<Duration> {
@@ -163,7 +181,9 @@ async fn four_times_capacity_is_refused_fast_and_the_service_recovers() {
             let sent = Instant::now();
             let result = client.predict(predict_request(&token, vec![(*template).clone()])).await;
             (
-                result.map(|_| ()).map_err(|status| (status.code(), status.message().to_owned())),
+                result
+                    .map(|response| model_latency(&response.into_inner()))
+                    .map_err(|status| (status.code(), status.message().to_owned())),
                 sent.elapsed(),
             )
         });
@@ -176,7 +196,8 @@ async fn four_times_capacity_is_refused_fast_and_the_service_recovers() {
         peak_mb = peak_mb.max(inference.rss_mb());
         outcomes.record(done.expect("request task"));
     }
-    let Outcomes { mut admitted, mut refused, sample_message } = outcomes;
+    let Outcomes { mut admitted, admitted_model, mut refused, sample_message } = outcomes;
+    let admitted_model = sorted(admitted_model);
     let overload_ended = Instant::now();
 
     // Recovery: the first one-row request that succeeds after the load stopped.
@@ -203,6 +224,15 @@ async fn four_times_capacity_is_refused_fast_and_the_service_recovers() {
     let server_admitted_p95 = percentile(&server_admitted, 0.95);
     let server_admitted_p99 = percentile(&server_admitted, 0.99);
     let target = Duration::from_millis(QUEUE_WAIT_MS + 500);
+    let model_p50 = percentile(&admitted_model, 0.5);
+    let model_p99 = percentile(&admitted_model, 0.99);
+    println!(
+        "overload: admitted requests from admission to result (their answers' latency): p50 {:.1} ms, p99 {:.1} ms \
+         (target {:.0} ms)",
+        millis(model_p50),
+        millis(model_p99),
+        millis(target),
+    );
     println!(
         "overload: CPUs {:.0}% idle before; capacity {capacity:.1} rows/s; offered {rate:.1}/s for {:.1} s ({sent} sent, \
          {skipped} not sent at the client's in-flight bound); admitted {}: in the server p50 {:.1} ms (target {:.0} ms), \
@@ -241,12 +271,18 @@ async fn four_times_capacity_is_refused_fast_and_the_service_recovers() {
     // service's model threads need, and the admitted requests' time measures that contention,
     // not the admission control (two CI runs: 4,014 and 5,896 not sent, admitted p99 5.8 s and
     // 6.3 s; runs that kept up: 0 not sent, p99 under 500 ms). Then it is reported, not judged.
-    // When it kept up, the typical admitted request must meet the target and the slowest one in
-    // 100 must stay within TAIL_FACTOR of it: their time in the server also holds receiving a
-    // 2.9 MB body over connections shared with the refused requests' bodies, on the same two
-    // cores (three runs on 2026-11-27's machine, 0 not sent: p50 134-143 ms, p95 481-792 ms,
+    // When it kept up, the slowest admitted request in 100 must meet the target from admission
+    // to result (what the admission control governs), the typical one must meet it in the
+    // server as a whole, and the slowest in 100 must stay within TAIL_FACTOR of it there: the
+    // server's time also holds receiving a 2.9 MB body over connections shared with the refused
+    // requests' bodies, on the same two cores (three runs on 2026-11-27's machine, 0 not sent: p50 134-143 ms, p95 481-792 ms,
     // p99 1,468-1,571 ms; the machine before: p99 444-525 ms).
     if skipped == 0 {
+        assert!(
+            model_p99 < target,
+            "admitted requests took {:.1} ms at p99 from admission to result",
+            millis(model_p99)
+        );
         assert!(
             server_admitted_p50 < target,
             "admitted requests took {:.1} ms at p50 in the server",
