@@ -11,8 +11,8 @@ export SQLX_OFFLINE=true
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 # Every target the tests need at once, with the dependencies' dev features (what nextest builds):
 # building only --bins first compiled about 80 dependencies a second time for the tests, with
-# other features (10 min of a cold CI run here). --all-targets also compiles the benches (in the
-# test profile, not release), so a broken bench fails here.
+# other features. --all-targets also compiles the benches (in the test profile, not release), so a
+# broken bench fails here.
 cargo build --workspace --all-targets --locked
 # The Python client's tests (unit, generated-code freshness, and integration against the
 # binaries just built).
