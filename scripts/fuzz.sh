@@ -75,6 +75,15 @@ fi
 seeds=fuzz/corpus/seeds
 rm -rf "$seeds"
 python3 fuzz/make_seeds.py "$DICOM_CORPUS" "$seeds"
+# Every kept crash input (fuzz/findings/<date>/<target>-<kind>-<hash>) is a seed of its target, so
+# libFuzzer replays it first: a fix that regresses fails the run before any mutation.
+for kept in fuzz/findings/*/*-*; do
+    name="$(basename "$kept")"
+    target="${name%%-*}"
+    if [[ -d "$seeds/$target" ]]; then
+        cp "$kept" "$seeds/$target/finding-$(basename "$(dirname "$kept")")-$name"
+    fi
+done
 
 start=$(date +%s)
 # One target builds only that one; several build them all.

@@ -345,6 +345,14 @@ fn decode_pixels(object: &DefaultDicomObject, image: &ImageInfo) -> Result<(), R
             ),
         ));
     }
+    // RLE headers and codestream frame headers that dicom-rs would trust into a huge allocation
+    // or a panic (docs/fuzzing.md, finding 4) are refused first.
+    tfesi_dicom_guard::check_before_decoding(object).map_err(|error| {
+        Rejection::new(
+            RejectCode::PixelDecode,
+            format!("pixel data in transfer syntax {} cannot be decoded: {error}", image.transfer_syntax),
+        )
+    })?;
     let decoded = object.decode_pixel_data().map_err(|err| {
         let message = cause_chain(&err);
         let code = if message.to_ascii_lowercase().contains("unsupported") {

@@ -2,9 +2,9 @@
 
 use std::io::Read;
 
-use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
 use dicom_core::{Tag, VR};
-use dicom_dictionary_std::StandardDataDictionary;
+
+use tfesi_dicom_guard::vr::{check_value_length, explicit_vr, has_long_length, implicit_vr};
 
 use crate::rejection::{RejectCode, Rejection};
 
@@ -118,38 +118,6 @@ impl Cursor<'_> {
     }
 }
 
-/// Whether an explicit-VR element with this VR code has the long (reserved + 4-byte) length
-/// form. Only the standard short-form VRs have a 2-byte length; any other code, including one
-/// the standard does not define, is read with a 4-byte length, as dicom-rs reads it (an unknown
-/// VR is taken as UN). Reading an unknown code as short would let a declared length the scan
-/// never checked reach the decoder's allocator (found by fuzzing, docs/fuzzing.md).
-fn has_long_length(vr: &[u8]) -> bool {
-    !matches!(
-        vr,
-        b"AE"
-            | b"AS"
-            | b"AT"
-            | b"CS"
-            | b"DA"
-            | b"DS"
-            | b"DT"
-            | b"FL"
-            | b"FD"
-            | b"IS"
-            | b"LO"
-            | b"LT"
-            | b"PN"
-            | b"SH"
-            | b"SL"
-            | b"SS"
-            | b"ST"
-            | b"TM"
-            | b"UI"
-            | b"UL"
-            | b"US"
-    )
-}
-
 fn tag_text(tag: (u16, u16)) -> String {
     format!("({:04X},{:04X})", tag.0, tag.1)
 }
@@ -221,12 +189,14 @@ fn scan_file_meta(bytes: &[u8]) -> Result<(String, usize), Rejection> {
             .map_err(|_| meta_error("file meta information ends inside an element header".into()))?;
         let element = u16::from_le_bytes([header[2], header[3]]);
         let vr = [header[4], header[5]];
-        let length = if has_long_length(&vr) {
+        let length = if has_long_length(vr) {
             let long = cursor.take(4).map_err(|_| meta_error("file meta information is truncated".into()))?;
             u32::from_le_bytes([long[0], long[1], long[2], long[3]])
         } else {
             u32::from(u16::from_le_bytes([header[6], header[7]]))
         };
+        check_value_length(explicit_vr(vr), length)
+            .map_err(|why| meta_error(format!("file meta element (0002,{element:04X}): {why}")))?;
         let length = usize::try_from(length).unwrap_or(usize::MAX);
         if length > cursor.remaining() {
             return Err(meta_error(format!(
@@ -417,18 +387,17 @@ impl<'l> Walker<'l> {
                     format!("element {} has no valid VR", tag_text(tag)),
                 ));
             }
-            let length = if has_long_length(&vr) {
+            let length = if has_long_length(vr) {
                 let _reserved = cursor.take(2)?;
                 cursor.u32()?
             } else {
                 u32::from(cursor.u16()?)
             };
-            (VR::from_binary(vr), length)
+            (explicit_vr(vr), length)
         } else {
-            (implicit_vr(tag), cursor.u32()?)
+            (implicit_vr(Tag(tag.0, tag.1)), cursor.u32()?)
         };
-        let is_sequence = matches!(vr, Some(VR::SQ))
-            || (length == UNDEFINED && tag != PIXEL_DATA && matches!(vr, Some(VR::UN) | None));
+        let is_sequence = vr == VR::SQ || (length == UNDEFINED && tag != PIXEL_DATA && vr == VR::UN);
         if is_sequence {
             return self.open_sequence(tag, length, cursor);
         }
@@ -445,6 +414,12 @@ impl<'l> Walker<'l> {
             }
             return Ok(());
         }
+        check_value_length(vr, length).map_err(|why| {
+            Rejection::new(
+                RejectCode::Malformed,
+                format!("element {} at byte {}: {why}", tag_text(tag), cursor.pos),
+            )
+        })?;
         let declared = self.check_length(tag, length, cursor)?;
         cursor.take(declared)?;
         if tag == PIXEL_DATA && self.depth == 0 {
@@ -509,17 +484,6 @@ impl<'l> Walker<'l> {
             cursor.take(declared)?;
             items += 1;
         }
-    }
-}
-
-fn implicit_vr(tag: (u16, u16)) -> Option<VR> {
-    if tag.0 % 2 == 1 {
-        return None;
-    }
-    let entry = StandardDataDictionary.by_tag(Tag(tag.0, tag.1))?;
-    match entry.vr() {
-        VirtualVr::Exact(vr) => Some(vr),
-        _ => Some(VR::OB),
     }
 }
 

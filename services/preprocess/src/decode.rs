@@ -196,6 +196,10 @@ pub fn decode_instance(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedIns
         .filter(|n| *n <= limits.max_decoded_values)
         .ok_or_else(|| Error::attribute("Rows", "decoded image would exceed the size limit"))?;
 
+    // RLE headers and codestream frame headers that dicom-rs would trust into a huge allocation
+    // or a panic (docs/fuzzing.md, finding 4) are refused first.
+    tfesi_dicom_guard::check_before_decoding(&file)
+        .map_err(|error| Error::PixelDecode { uid: uid.clone(), reason: error.to_string() })?;
     let decoded = catch_unwind(AssertUnwindSafe(|| {
         let pixels = file.decode_pixel_data()?;
         let options = ConvertOptions::new().with_modality_lut(ModalityLutOption::None);

@@ -4,14 +4,16 @@
 //! is shorter, and parses nested sequences recursively (a 2,000-deep sequence overflows a 2 MiB
 //! thread stack, an abort that no `catch_unwind` can stop). This scanner walks the element
 //! headers iteratively, without allocating values, and refuses a stream whose declared lengths
-//! run past their container or whose sequences nest deeper than a limit. Only a stream that
-//! passes is handed to the real parser.
+//! run past their container, whose sequences nest deeper than a limit, or whose fixed-width
+//! values (US, UL, AT, FD, ...) have a length that is not a whole number of values (dicom-parser
+//! would lose its place in the stream). VRs are resolved as dicom-rs resolves them
+//! (`tfesi_dicom_guard::vr`). Only a stream that passes is handed to the real parser.
 
 use std::io::Read;
 
-use dicom_core::dictionary::{DataDictionary, VirtualVr};
 use dicom_core::{Tag, VR};
-use dicom_dictionary_std::StandardDataDictionary;
+
+use tfesi_dicom_guard::vr::{check_value_length, explicit_vr, has_long_length, implicit_vr};
 
 use crate::error::{Error, Result};
 
@@ -133,6 +135,8 @@ fn scan_meta(bytes: &[u8], start: usize) -> Result<(String, usize)> {
         if len == UNDEFINED {
             return Err(Error::NotDicom("undefined length in the file meta group".into()));
         }
+        check_value_length(explicit_vr(vr), len)
+            .map_err(|why| Error::NotDicom(format!("file meta element (0002,{element:04X}): {why}")))?;
         let value_start = pos + header;
         let value_end = value_start.saturating_add(len as usize);
         if value_end > bytes.len() {
@@ -152,38 +156,6 @@ fn scan_meta(bytes: &[u8], start: usize) -> Result<(String, usize)> {
     }
 }
 
-/// Whether an explicit-VR element with this VR code has the long (reserved + 4-byte) length
-/// form. Only the standard short-form VRs have a 2-byte length; any other code, including one
-/// the standard does not define, is read with a 4-byte length, as dicom-rs reads it (an unknown
-/// VR is taken as UN). Reading an unknown code as short would let a declared length the scan
-/// never checked reach the decoder's allocator (found by fuzzing, docs/fuzzing.md).
-fn has_long_length(vr: [u8; 2]) -> bool {
-    !matches!(
-        &vr,
-        b"AE"
-            | b"AS"
-            | b"AT"
-            | b"CS"
-            | b"DA"
-            | b"DS"
-            | b"DT"
-            | b"FL"
-            | b"FD"
-            | b"IS"
-            | b"LO"
-            | b"LT"
-            | b"PN"
-            | b"SH"
-            | b"SL"
-            | b"SS"
-            | b"ST"
-            | b"TM"
-            | b"UI"
-            | b"UL"
-            | b"US"
-    )
-}
-
 fn read_u16(bytes: &[u8], pos: usize, big_endian: bool) -> Option<u16> {
     let raw: [u8; 2] = bytes.get(pos..pos.checked_add(2)?)?.try_into().ok()?;
     Some(if big_endian { u16::from_be_bytes(raw) } else { u16::from_le_bytes(raw) })
@@ -192,10 +164,6 @@ fn read_u16(bytes: &[u8], pos: usize, big_endian: bool) -> Option<u16> {
 fn read_u32(bytes: &[u8], pos: usize, big_endian: bool) -> Option<u32> {
     let raw: [u8; 4] = bytes.get(pos..pos.checked_add(4)?)?.try_into().ok()?;
     Some(if big_endian { u32::from_be_bytes(raw) } else { u32::from_le_bytes(raw) })
-}
-
-fn is_sequence_in_dictionary(tag: Tag) -> bool {
-    matches!(StandardDataDictionary.by_tag(tag).map(|entry| entry.vr), Some(VirtualVr::Exact(VR::SQ)))
 }
 
 struct Walker<'a> {
@@ -338,23 +306,24 @@ impl Walker<'_> {
         }
         let implicit = self.implicit();
         let big_endian = self.encoding.big_endian;
-        let (header, len, is_sequence, contents_implicit) = if implicit {
+        let (vr, header, len, is_sequence, contents_implicit) = if implicit {
             let len = read_u32(self.data, self.pos + 4, big_endian).ok_or_else(|| self.truncated())?;
-            let sequence = is_sequence_in_dictionary(tag) || (len == UNDEFINED && tag != PIXEL_DATA);
-            (8, len, sequence, true)
+            let vr = implicit_vr(tag);
+            let sequence = vr == VR::SQ || (len == UNDEFINED && tag != PIXEL_DATA);
+            (vr, 8, len, sequence, true)
         } else {
-            let vr: [u8; 2] = self
+            let code: [u8; 2] = self
                 .data
                 .get(self.pos + 4..self.pos + 6)
                 .and_then(|raw| raw.try_into().ok())
                 .ok_or_else(|| self.truncated())?;
-            if has_long_length(vr) {
+            if has_long_length(code) {
                 let len = read_u32(self.data, self.pos + 8, big_endian).ok_or_else(|| self.truncated())?;
-                let un_undefined = &vr == b"UN" && len == UNDEFINED;
-                (12, len, &vr == b"SQ" || un_undefined, un_undefined)
+                let un_undefined = &code == b"UN" && len == UNDEFINED;
+                (explicit_vr(code), 12, len, &code == b"SQ" || un_undefined, un_undefined)
             } else {
                 let len = read_u16(self.data, self.pos + 6, big_endian).ok_or_else(|| self.truncated())?;
-                (8, u32::from(len), false, false)
+                (explicit_vr(code), 8, u32::from(len), false, false)
             }
         };
         let value_start = self.pos + header;
@@ -374,6 +343,10 @@ impl Walker<'_> {
             };
             self.pos = value_start;
             return self.push(Container { kind, end: None, implicit: contents_implicit });
+        }
+        if !is_sequence {
+            check_value_length(vr, len)
+                .map_err(|why| Error::malformed(self.pos, format!("element {tag}: {why}")))?;
         }
         let end = self.defined_end(value_start, len)?;
         if is_sequence {

@@ -81,13 +81,21 @@ fn invalid_files_fail_for_the_expected_reason() {
     }
 }
 
+/// dicom-rs panics (index out of bounds) on this file's short RLE segment; the RLE check
+/// (`tfesi_dicom_guard::rle`) refuses it first, naming the frame and segment.
 #[test]
-fn corrupt_rle_panics_inside_the_library_but_is_a_rejection_here() {
+fn corrupt_rle_is_refused_before_the_library_panics_on_it() {
     let rejection =
         parse_instance(corpus_file("invalid/emri_small_RLE_corrupt.dcm"), &ParseLimits::default())
             .err()
             .unwrap();
-    assert!(matches!(rejection.code, RejectCode::DecoderPanic | RejectCode::PixelDecode), "{rejection}");
+    assert_eq!(rejection.code, RejectCode::PixelDecode, "{rejection}");
+    assert!(
+        rejection.message.contains(
+            "RLE segment 0 of frame 5 decodes to 2655 bytes; it must hold rows x columns = 4096 bytes"
+        ),
+        "{rejection}"
+    );
 }
 
 #[test]

@@ -4,6 +4,9 @@
 mod corpus;
 mod db;
 mod deid;
+#[path = "../common/findings.rs"]
+mod findings;
+mod fuzz_findings;
 mod grpc;
 mod outbox;
 mod scp;

@@ -3,6 +3,9 @@
 
 mod cache;
 mod corpus;
+#[path = "../../../ingest/tests/common/findings.rs"]
+mod findings;
+mod fuzz_findings;
 mod pipeline;
 mod reference;
 mod series;
