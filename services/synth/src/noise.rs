@@ -77,36 +77,50 @@ thread_local! {
 /// key matches all of (`seed`, cell), and the weights and the sum are the same floating-point
 /// operations in the same order (`dz`, `dy`, `dx` nested, `wx * wy * wz * value`).
 pub fn value_noise(seed: u32, p: [f64; 3], scale: f64) -> f64 {
-    let fx = p[0] / scale;
-    let fy = p[1] / scale;
-    let fz = p[2] / scale;
-    let (x0, y0, z0) = (floor(fx), floor(fy), floor(fz));
-    let (tx, ty, tz) = (smooth(fx - x0), smooth(fy - y0), smooth(fz - z0));
-    let (ix, iy, iz) = (x0 as i32, y0 as i32, z0 as i32);
+    let ((ix, iy, iz), t) = cell_of(p, scale);
     let key = Some((seed, ix, iy, iz));
     CORNER_CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         let cell = &mut cache[(seed & 7) as usize | (((ix ^ iy ^ iz) & 1) as usize) << 3];
         if cell.key != key {
-            for (i, corner) in cell.corners.iter_mut().enumerate() {
-                let (dx, dy, dz) = ((i & 1) as i32, ((i >> 1) & 1) as i32, (i >> 2) as i32);
-                *corner = lattice(seed, ix + dx, iy + dy, iz + dz);
-            }
+            cell.corners = lattice_corners(seed, (ix, iy, iz));
             cell.key = key;
         }
-        let mut acc = 0.0;
-        for dz in 0..2 {
-            let wz = if dz == 0 { 1.0 - tz } else { tz };
-            for dy in 0..2 {
-                let wy = if dy == 0 { 1.0 - ty } else { ty };
-                for dx in 0..2 {
-                    let wx = if dx == 0 { 1.0 - tx } else { tx };
-                    acc += wx * wy * wz * cell.corners[dz * 4 + dy * 2 + dx];
-                }
+        blend(t, &cell.corners)
+    })
+}
+
+/// The lattice cell holding `p` (its lowest corner) and the smoothed position inside it.
+fn cell_of(p: [f64; 3], scale: f64) -> ((i32, i32, i32), (f64, f64, f64)) {
+    let fx = p[0] / scale;
+    let fy = p[1] / scale;
+    let fz = p[2] / scale;
+    let (x0, y0, z0) = (floor(fx), floor(fy), floor(fz));
+    ((x0 as i32, y0 as i32, z0 as i32), (smooth(fx - x0), smooth(fy - y0), smooth(fz - z0)))
+}
+
+/// The 8 corner values of a cell, indexed `dz * 4 + dy * 2 + dx`.
+fn lattice_corners(seed: u32, (ix, iy, iz): (i32, i32, i32)) -> [f64; 8] {
+    std::array::from_fn(|i| {
+        lattice(seed, ix + (i & 1) as i32, iy + ((i >> 1) & 1) as i32, iz + (i >> 2) as i32)
+    })
+}
+
+/// Trilinear blend of the corners with smoothed weights: `wx * wy * wz * value` summed with
+/// `dz`, `dy`, `dx` nested, the order every caller relies on for identical bits.
+fn blend((tx, ty, tz): (f64, f64, f64), corners: &[f64; 8]) -> f64 {
+    let mut acc = 0.0;
+    for dz in 0..2 {
+        let wz = if dz == 0 { 1.0 - tz } else { tz };
+        for dy in 0..2 {
+            let wy = if dy == 0 { 1.0 - ty } else { ty };
+            for dx in 0..2 {
+                let wx = if dx == 0 { 1.0 - tx } else { tx };
+                acc += wx * wy * wz * corners[dz * 4 + dy * 2 + dx];
             }
         }
-        acc
-    })
+    }
+    acc
 }
 
 #[cfg(test)]
@@ -124,28 +138,14 @@ mod tests {
         }
     }
 
-    /// The cached corners give the same bits as calling `lattice` per corner, across cells,
-    /// seeds sharing a slot and negative coordinates.
+    /// The cache returns what the lattice gives, across cells, seeds sharing a slot and
+    /// negative coordinates: the same bits as computing the corners afresh on every call.
     #[test]
     fn cached_noise_matches_uncached_bit_for_bit() {
-        fn uncached(seed: u32, p: [f64; 3], scale: f64) -> f64 {
-            let (fx, fy, fz) = (p[0] / scale, p[1] / scale, p[2] / scale);
-            let (x0, y0, z0) = (floor(fx), floor(fy), floor(fz));
-            let (tx, ty, tz) = (smooth(fx - x0), smooth(fy - y0), smooth(fz - z0));
-            let (ix, iy, iz) = (x0 as i32, y0 as i32, z0 as i32);
-            let mut acc = 0.0;
-            for dz in 0..2 {
-                let wz = if dz == 0 { 1.0 - tz } else { tz };
-                for dy in 0..2 {
-                    let wy = if dy == 0 { 1.0 - ty } else { ty };
-                    for dx in 0..2 {
-                        let wx = if dx == 0 { 1.0 - tx } else { tx };
-                        acc += wx * wy * wz * lattice(seed, ix + dx, iy + dy, iz + dz);
-                    }
-                }
-            }
-            acc
-        }
+        let uncached = |seed: u32, p: [f64; 3], scale: f64| {
+            let (cell, t) = cell_of(p, scale);
+            blend(t, &lattice_corners(seed, cell))
+        };
         for i in 0..3000 {
             let seed = [0x55_u32, 0xB1, 0xB0, 0x5D][i % 4];
             let t = i as f64 * 0.37;
