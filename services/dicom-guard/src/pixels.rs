@@ -27,6 +27,13 @@ const JPEG_2000: [&str; 5] = [
     "1.2.840.10008.1.2.4.203",
 ];
 
+/// The most fragment visits allowed for a multi-frame object whose fragments are not one per
+/// frame. dicom-rs finds such a frame's bytes (`frame_pixel_data`) by walking the fragments from
+/// the first, once per frame, so the work is frames x fragments; 1,000 frames in 50,000
+/// fragments is within this, 100,000 frames in 200,000 tiny fragments (1.6 MB of item headers)
+/// is not.
+pub const MAX_FRAGMENT_VISITS: u64 = 50_000_000;
+
 /// Why pixel data is refused before a decoder sees it.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum PixelError {
@@ -34,6 +41,10 @@ pub enum PixelError {
         "Number of Frames is {frames} but the encapsulated pixel data has {fragments} fragments: each frame needs at least one (PS3.5 A.4)"
     )]
     TooFewFragments { frames: u32, fragments: u32 },
+    #[error(
+        "{frames} frames in {fragments} fragments: finding each frame would walk the fragments once per frame ({frames} x {fragments} over {MAX_FRAGMENT_VISITS}); send one fragment per frame"
+    )]
+    FragmentWalk { frames: u32, fragments: u32 },
     #[error(transparent)]
     Rle(#[from] RleError),
     #[error(transparent)]
@@ -54,6 +65,9 @@ pub fn check_before_decoding(object: &dyn PixelDataObject) -> Result<(), PixelEr
     let frames = object.number_of_frames().unwrap_or(1);
     if frames > fragments {
         return Err(PixelError::TooFewFragments { frames, fragments });
+    }
+    if frames > 1 && frames != fragments && u64::from(frames) * u64::from(fragments) > MAX_FRAGMENT_VISITS {
+        return Err(PixelError::FragmentWalk { frames, fragments });
     }
     let uid = object.transfer_syntax_uid().trim_end_matches(['\0', ' ']);
     let shape = Shape { rows: rows.into(), columns: columns.into(), samples_per_pixel: samples.into() };
@@ -82,4 +96,87 @@ pub fn check_before_decoding(object: &dyn PixelDataObject) -> Result<(), PixelEr
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dicom_encoding::adapters::RawPixelData;
+
+    /// Just enough of an object for the counts: RLE frames of 8-bit grey, 2 x 2 pixels.
+    struct Fragments {
+        frames: u32,
+        fragments: Vec<Vec<u8>>,
+    }
+
+    impl PixelDataObject for Fragments {
+        fn transfer_syntax_uid(&self) -> &str {
+            RLE_LOSSLESS
+        }
+        fn rows(&self) -> Option<u16> {
+            Some(2)
+        }
+        fn cols(&self) -> Option<u16> {
+            Some(2)
+        }
+        fn samples_per_pixel(&self) -> Option<u16> {
+            Some(1)
+        }
+        fn bits_allocated(&self) -> Option<u16> {
+            Some(8)
+        }
+        fn bits_stored(&self) -> Option<u16> {
+            Some(8)
+        }
+        fn photometric_interpretation(&self) -> Option<&str> {
+            Some("MONOCHROME2")
+        }
+        fn number_of_frames(&self) -> Option<u32> {
+            Some(self.frames)
+        }
+        fn number_of_fragments(&self) -> Option<u32> {
+            Some(self.fragments.len() as u32)
+        }
+        fn fragment(&self, fragment: usize) -> Option<Cow<'_, [u8]>> {
+            self.fragments.get(fragment).map(|bytes| Cow::Borrowed(bytes.as_slice()))
+        }
+        fn offset_table(&self) -> Option<Cow<'_, [u32]>> {
+            None
+        }
+        fn raw_pixel_data(&self) -> Option<RawPixelData> {
+            None
+        }
+    }
+
+    /// One RLE frame of 2 x 2 grey pixels: header with one segment at 64, then a literal run.
+    fn frame() -> Vec<u8> {
+        let mut bytes = vec![0u8; 64];
+        bytes[0] = 1;
+        bytes[4] = 64;
+        bytes.extend_from_slice(&[3, 10, 20, 30, 40]);
+        bytes
+    }
+
+    #[test]
+    fn one_fragment_per_frame_passes() {
+        let object = Fragments { frames: 3, fragments: vec![frame(), frame(), frame()] };
+        assert_eq!(check_before_decoding(&object), Ok(()));
+    }
+
+    #[test]
+    fn more_frames_than_fragments_are_refused() {
+        let object = Fragments { frames: 4, fragments: vec![frame(), frame()] };
+        assert_eq!(
+            check_before_decoding(&object),
+            Err(PixelError::TooFewFragments { frames: 4, fragments: 2 })
+        );
+    }
+
+    #[test]
+    fn a_fragment_walk_quadratic_in_the_frames_is_refused_before_it_starts() {
+        let object = Fragments { frames: 10_000, fragments: vec![Vec::new(); 10_000 + 1] };
+        let error = check_before_decoding(&object).unwrap_err();
+        assert_eq!(error, PixelError::FragmentWalk { frames: 10_000, fragments: 10_001 });
+        assert!(error.to_string().contains("send one fragment per frame"), "{error}");
+    }
 }
