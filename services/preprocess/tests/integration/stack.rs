@@ -366,6 +366,9 @@ impl Stack {
     /// Publishes every due outbox job now (as the relay does) and returns how many outbox jobs
     /// have been published at least once. The in-process ingest runs its own relay, which may
     /// have published a job first: either way each job reaches the stream once from the outbox.
+    /// The relay may also hold a job's row (`FOR UPDATE SKIP LOCKED`) at the moment this runs,
+    /// so this skips it and the relay's commit lands a moment later: the count is read once no
+    /// unconfirmed row is left unpublished (a CI rehearsal caught the count read in between, 0 for 1).
     pub async fn publish(&self) -> usize {
         let config = tfesi_ingest::outbox::RelayConfig {
             stream_key: self.stream_key(),
@@ -374,12 +377,18 @@ impl Stack {
         };
         let mut redis = self.redis.clone();
         tfesi_ingest::outbox::publish_due(&self.pool, &mut redis, &config).await.unwrap();
-        let published: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM ingest.outbox WHERE published_at IS NOT NULL")
-                .fetch_one(&self.pool)
-                .await
-                .unwrap();
-        usize::try_from(published).unwrap()
+        wait_for("every outbox job published by this call or by ingest's relay", || async {
+            let (published, waiting): (i64, i64) = sqlx::query_as(
+                "SELECT count(*) FILTER (WHERE published_at IS NOT NULL),
+                        count(*) FILTER (WHERE published_at IS NULL AND confirmed_at IS NULL)
+                 FROM ingest.outbox",
+            )
+            .fetch_one(&self.pool)
+            .await
+            .unwrap();
+            (waiting == 0).then(|| usize::try_from(published).unwrap())
+        })
+        .await
     }
 
     /// Adds a job to the stream directly.
