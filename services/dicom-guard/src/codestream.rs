@@ -8,19 +8,7 @@
 
 use thiserror::Error;
 
-/// What the DICOM attributes say the image is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shape {
-    pub rows: u32,
-    pub columns: u32,
-    pub samples_per_pixel: u32,
-}
-
-impl std::fmt::Display for Shape {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} rows x {} columns x {} samples", self.rows, self.columns, self.samples_per_pixel)
-    }
-}
+use crate::Shape;
 
 /// Why a codestream is refused before decoding.
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -81,28 +69,30 @@ fn be_u32(bytes: &[u8], at: usize) -> Option<u32> {
 
 /// Checks every frame header of a JPEG or JPEG-LS stream: the fragments of the pixel data
 /// concatenated, frames back to back, as dicom-rs's JPEG adapter reads them (after each image,
-/// any bytes up to the next SOI are skipped). Returns the number of images seen.
+/// any bytes up to the next SOI are skipped), or one frame's bytes. Errors number the images
+/// from `first_frame`. Returns the number of images seen.
 pub fn check_jpeg_stream(
     stream: &[u8],
+    first_frame: usize,
     family: JpegFamily,
     expected: &Shape,
 ) -> Result<usize, CodestreamError> {
     let kind = family.name();
     let mut position = 0usize;
-    let mut frame = 0usize;
+    let mut frame = first_frame;
     while let Some(start) = find_soi(stream, position) {
         position = walk_jpeg_image(stream, start + 2, frame, family, expected)?;
         frame += 1;
     }
-    if frame == 0 {
+    if frame == first_frame {
         return Err(CodestreamError::Malformed {
             kind,
-            frame: 0,
+            frame,
             offset: 0,
             what: "no start-of-image marker (FF D8)",
         });
     }
-    Ok(frame)
+    Ok(frame - first_frame)
 }
 
 fn find_soi(stream: &[u8], from: usize) -> Option<usize> {
@@ -128,13 +118,10 @@ fn walk_jpeg_image(
         while stream.get(position) == Some(&0xFF) && stream.get(position + 1) == Some(&0xFF) {
             position += 1;
         }
-        let Some(&[0xFF, marker]) =
-            stream.get(position..position + 2).map(|pair| [pair[0], pair[1]]).as_ref()
-        else {
-            if position >= stream.len() {
-                return Ok(position);
-            }
-            return Err(malformed(position, "expected a marker"));
+        let marker = match stream.get(position..) {
+            None | Some([]) => return Ok(position),
+            Some([0xFF, marker, ..]) => *marker,
+            Some(_) => return Err(malformed(position, "expected a marker")),
         };
         position += 2;
         match marker {
@@ -239,14 +226,14 @@ mod tests {
         let mut two = jpeg(64, 32, 1);
         two.push(0); // padding between fragments, skipped like dicom-rs skips it
         two.extend(jpeg(64, 32, 1));
-        assert_eq!(check_jpeg_stream(&two, JpegFamily::Jpeg, &SHAPE), Ok(2));
+        assert_eq!(check_jpeg_stream(&two, 0, JpegFamily::Jpeg, &SHAPE), Ok(2));
     }
 
     #[test]
     fn a_frame_header_larger_than_the_image_is_refused() {
         let mut two = jpeg(64, 32, 1);
         two.extend(jpeg(65535, 65535, 3));
-        let error = check_jpeg_stream(&two, JpegFamily::Jpeg, &SHAPE).unwrap_err();
+        let error = check_jpeg_stream(&two, 0, JpegFamily::Jpeg, &SHAPE).unwrap_err();
         assert!(matches!(error, CodestreamError::ShapeMismatch { frame: 1, .. }), "{error:?}");
         assert_eq!(
             error.to_string(),
@@ -259,15 +246,15 @@ mod tests {
         let mut cut = jpeg(64, 32, 1);
         cut.truncate(12);
         assert!(matches!(
-            check_jpeg_stream(&cut, JpegFamily::Jpeg, &SHAPE),
+            check_jpeg_stream(&cut, 0, JpegFamily::Jpeg, &SHAPE),
             Err(CodestreamError::Malformed { .. })
         ));
         let no_sof = [0xFF, SOI, 0xFF, SOS, 0x00, 0x02, 0x00, 0xFF, EOI];
         assert_eq!(
-            check_jpeg_stream(&no_sof, JpegFamily::Jpeg, &SHAPE),
+            check_jpeg_stream(&no_sof, 0, JpegFamily::Jpeg, &SHAPE),
             Err(CodestreamError::NoFrameHeader { kind: "JPEG", frame: 0 })
         );
-        assert!(check_jpeg_stream(&[1, 2, 3], JpegFamily::Jpeg, &SHAPE).is_err());
+        assert!(check_jpeg_stream(&[1, 2, 3], 0, JpegFamily::Jpeg, &SHAPE).is_err());
     }
 
     #[test]
@@ -275,11 +262,11 @@ mod tests {
         let mut ls = vec![0xFF, SOI, 0xFF, 0xF7, 0x00, 0x0B, 8, 0, 64, 0, 32, 1, 1, 0x11, 0];
         // FF 7F is data in JPEG-LS, not a marker.
         ls.extend_from_slice(&[0xFF, SOS, 0x00, 0x08, 1, 1, 0, 0, 0, 0, 0xFF, 0x7F, 0x01, 0xFF, EOI]);
-        assert_eq!(check_jpeg_stream(&ls, JpegFamily::JpegLs, &SHAPE), Ok(1));
+        assert_eq!(check_jpeg_stream(&ls, 0, JpegFamily::JpegLs, &SHAPE), Ok(1));
         ls[7..9].copy_from_slice(&4096u16.to_be_bytes());
         assert!(matches!(
-            check_jpeg_stream(&ls, JpegFamily::JpegLs, &SHAPE),
-            Err(CodestreamError::ShapeMismatch { kind: "JPEG-LS", .. })
+            check_jpeg_stream(&ls, 3, JpegFamily::JpegLs, &SHAPE),
+            Err(CodestreamError::ShapeMismatch { kind: "JPEG-LS", frame: 3, .. })
         ));
     }
 

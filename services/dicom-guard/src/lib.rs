@@ -24,3 +24,17 @@ pub mod rle;
 pub mod vr;
 
 pub use pixels::{PixelError, check_before_decoding};
+
+/// What the DICOM attributes say the image is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub rows: u32,
+    pub columns: u32,
+    pub samples_per_pixel: u32,
+}
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} rows x {} columns x {} samples", self.rows, self.columns, self.samples_per_pixel)
+    }
+}

@@ -7,7 +7,8 @@ use std::borrow::Cow;
 use dicom_encoding::adapters::PixelDataObject;
 use thiserror::Error;
 
-use crate::codestream::{CodestreamError, JpegFamily, Shape, check_j2k_frame, check_jpeg_stream};
+use crate::Shape;
+use crate::codestream::{CodestreamError, JpegFamily, check_j2k_frame, check_jpeg_stream};
 use crate::rle::{FrameLayout, RleError, check_fragments};
 
 /// RLE Lossless.
@@ -73,29 +74,31 @@ pub fn check_before_decoding(object: &dyn PixelDataObject) -> Result<(), PixelEr
     let shape = Shape { rows: rows.into(), columns: columns.into(), samples_per_pixel: samples.into() };
     let all_fragments = || (0..fragments as usize).filter_map(|index| object.fragment(index));
     if uid == RLE_LOSSLESS {
-        let layout = FrameLayout {
-            rows: shape.rows,
-            columns: shape.columns,
-            samples_per_pixel: shape.samples_per_pixel,
-            bytes_per_sample: u32::from(bits.div_ceil(8)),
-            frames,
-        };
+        let layout = FrameLayout { shape, bytes_per_sample: u32::from(bits.div_ceil(8)), frames };
         let held: Vec<Cow<'_, [u8]>> = all_fragments().collect();
         check_fragments(held.iter().map(AsRef::as_ref), &layout)?;
     } else if JPEG.contains(&uid) {
-        let stream: Vec<u8> = all_fragments().flat_map(Cow::into_owned).collect();
-        check_jpeg_stream(&stream, JpegFamily::Jpeg, &shape)?;
-    } else if JPEG_LS.contains(&uid) || JPEG_2000.contains(&uid) {
-        for frame in 0..frames {
-            let Some(bytes) = object.frame_pixel_data(frame) else { continue };
-            if JPEG_LS.contains(&uid) {
-                check_jpeg_stream(&bytes, JpegFamily::JpegLs, &shape)?;
-            } else {
-                check_j2k_frame(&bytes, frame as usize, &shape)?;
-            }
+        let mut stream = Vec::new();
+        for fragment in all_fragments() {
+            stream.extend_from_slice(&fragment);
+        }
+        check_jpeg_stream(&stream, 0, JpegFamily::Jpeg, &shape)?;
+    } else if JPEG_LS.contains(&uid) {
+        for (index, bytes) in frames_present(object, frames) {
+            check_jpeg_stream(&bytes, index, JpegFamily::JpegLs, &shape)?;
+        }
+    } else if JPEG_2000.contains(&uid) {
+        for (index, bytes) in frames_present(object, frames) {
+            check_j2k_frame(&bytes, index, &shape)?;
         }
     }
     Ok(())
+}
+
+/// Each frame's number and bytes as the frame-by-frame decoders get them (`frame_pixel_data`),
+/// for the frames that have any (the decoder reports a missing one).
+fn frames_present(object: &dyn PixelDataObject, frames: u32) -> impl Iterator<Item = (usize, Cow<'_, [u8]>)> {
+    (0..frames).filter_map(|frame| Some((frame as usize, object.frame_pixel_data(frame)?)))
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@
 
 use thiserror::Error;
 
+use crate::Shape;
+
 /// The header length, in bytes: the segment count and 15 offsets.
 pub const HEADER_BYTES: usize = 64;
 /// The most segments a header can describe.
@@ -22,9 +24,7 @@ pub const MAX_SEGMENTS: u32 = 15;
 /// What the image attributes say about each frame.
 #[derive(Debug, Clone, Copy)]
 pub struct FrameLayout {
-    pub rows: u32,
-    pub columns: u32,
-    pub samples_per_pixel: u32,
+    pub shape: Shape,
     /// Bits Allocated / 8: 1 or 2.
     pub bytes_per_sample: u32,
     /// Number of Frames (1 when absent).
@@ -34,12 +34,12 @@ pub struct FrameLayout {
 impl FrameLayout {
     /// Segments per frame: one for each byte of each sample.
     pub fn segments(&self) -> u64 {
-        u64::from(self.samples_per_pixel) * u64::from(self.bytes_per_sample)
+        u64::from(self.shape.samples_per_pixel) * u64::from(self.bytes_per_sample)
     }
 
     /// Bytes each segment decodes to.
     pub fn segment_bytes(&self) -> u64 {
-        u64::from(self.rows) * u64::from(self.columns)
+        u64::from(self.shape.rows) * u64::from(self.shape.columns)
     }
 }
 
@@ -196,8 +196,11 @@ mod tests {
         header
     }
 
-    const GREY16: FrameLayout =
-        FrameLayout { rows: 4, columns: 8, samples_per_pixel: 1, bytes_per_sample: 2, frames: 1 };
+    const GREY16: FrameLayout = FrameLayout {
+        shape: Shape { rows: 4, columns: 8, samples_per_pixel: 1 },
+        bytes_per_sample: 2,
+        frames: 1,
+    };
 
     fn valid_grey16() -> Vec<u8> {
         let high: Vec<u8> = (0..32).map(|i| (i / 8) as u8).collect();

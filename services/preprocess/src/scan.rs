@@ -317,13 +317,14 @@ impl Walker<'_> {
                 .get(self.pos + 4..self.pos + 6)
                 .and_then(|raw| raw.try_into().ok())
                 .ok_or_else(|| self.truncated())?;
+            let vr = explicit_vr(code);
             if has_long_length(code) {
                 let len = read_u32(self.data, self.pos + 8, big_endian).ok_or_else(|| self.truncated())?;
                 let un_undefined = &code == b"UN" && len == UNDEFINED;
-                (explicit_vr(code), 12, len, &code == b"SQ" || un_undefined, un_undefined)
+                (vr, 12, len, vr == VR::SQ || un_undefined, un_undefined)
             } else {
                 let len = read_u16(self.data, self.pos + 6, big_endian).ok_or_else(|| self.truncated())?;
-                (explicit_vr(code), 8, u32::from(len), false, false)
+                (vr, 8, u32::from(len), false, false)
             }
         };
         let value_start = self.pos + header;
