@@ -29,10 +29,12 @@ from tfesi_client._generated.tfesi.inference.v1 import (  # noqa: E402
 )
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+PROVIDER_CODES = {"cpu": common_pb2.EXECUTION_PROVIDER_CPU, "cuda": common_pb2.EXECUTION_PROVIDER_CUDA}
 
 
 class Inference(inference_pb2_grpc.InferenceServicer):
-    def __init__(self, model_dir: pathlib.Path, intra_op_threads: int):
+    def __init__(self, model_dir: pathlib.Path, intra_op_threads: int, provider: str):
         card = json.loads((model_dir / "model.json").read_text())
         self.name = card["name"]
         self.version = card["version"]
@@ -43,9 +45,12 @@ class Inference(inference_pb2_grpc.InferenceServicer):
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(
-            str(model_dir / "model.onnx"), options, providers=["CPUExecutionProvider"]
-        )
+        wanted = PROVIDERS[provider]
+        self.session = ort.InferenceSession(str(model_dir / "model.onnx"), options, providers=[wanted])
+        # onnxruntime falls back to the CPU with only a warning when CUDA cannot be loaded.
+        if self.session.get_providers()[0] != wanted:
+            sys.exit(f"onnxruntime runs this model on {self.session.get_providers()}, not {wanted}")
+        self.provider_code = PROVIDER_CODES[provider]
 
     def Predict(self, request, context):
         images = []
@@ -72,7 +77,7 @@ class Inference(inference_pb2_grpc.InferenceServicer):
             )
             prediction.model.name = self.name
             prediction.model.version = self.version
-            prediction.execution_provider = common_pb2.EXECUTION_PROVIDER_CPU
+            prediction.execution_provider = self.provider_code
             prediction.role = common_pb2.MODEL_ROLE_CHAMPION
             prediction.spec_version = self.spec_version
             prediction.batch_size = len(request.rows)
@@ -85,6 +90,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=8, help="gRPC thread pool size")
     parser.add_argument("--intra-op-threads", type=int, default=1)
+    parser.add_argument("--provider", choices=sorted(PROVIDERS), default="cpu")
     args = parser.parse_args()
 
     server = grpc.server(
@@ -94,7 +100,7 @@ def main() -> None:
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ],
     )
-    inference_pb2_grpc.add_InferenceServicer_to_server(Inference(args.model_dir, args.intra_op_threads), server)
+    inference_pb2_grpc.add_InferenceServicer_to_server(Inference(args.model_dir, args.intra_op_threads, args.provider), server)
     port = server.add_insecure_port(f"127.0.0.1:{args.port}")
     server.start()
     print(f"ready {port}", flush=True)

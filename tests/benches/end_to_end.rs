@@ -158,7 +158,11 @@ async fn stages_alone(clients: &mut Clients, card: &inference::ModelCard, sent: 
     let job_id = new_job_id();
     let row = inference::PredictRow {
         row_id: job_id.clone(),
-        image: Some(common::Tensor { shape: info.shape, dtype: common::DType::Float32.into(), data }),
+        image: Some(common::Tensor {
+            shape: info.shape,
+            dtype: common::DType::Float32.into(),
+            data: data.into(),
+        }),
         clinical: clinical(&card.clinical_features, &sent.details),
         spec_version: card.spec_version.clone(),
         study_id: sent.study_id.clone(),

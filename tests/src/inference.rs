@@ -134,7 +134,7 @@ pub fn row(seed: usize, clinical: &[String]) -> pb::PredictRow {
         image: Some(common::Tensor {
             shape: vec![SLICES as u32, SIDE as u32, SIDE as u32],
             dtype: common::DType::Float32.into(),
-            data,
+            data: data.into(),
         }),
         clinical: clinical
             .iter()

@@ -361,6 +361,14 @@ fn run_jobs(session: &mut ModelSession, jobs: Vec<Job>, metrics: &ModelMetrics) 
 }
 
 fn concat(jobs: &[Job], rows: usize) -> BatchInput {
+    if let [job] = jobs {
+        // A batch of one request runs on that request's own buffer: no copy of its image.
+        return BatchInput {
+            rows,
+            image: Arc::clone(&job.input.image),
+            clinical: job.input.clinical.clone(),
+        };
+    }
     let image_len: usize = jobs.iter().map(|job| job.input.image.len()).sum();
     let mut image = Vec::with_capacity(image_len);
     let with_clinical = jobs.first().is_some_and(|job| job.input.clinical.is_some());

@@ -95,7 +95,15 @@ impl LoadedModel {
         let label = format!("{}/{}", card.name, card.version);
         let metrics = Arc::new(ModelMetrics::default());
         let batcher = Batcher::start(&label, sessions, batching, Arc::clone(&metrics))?;
-        tracing::info!(model = %card.name, version = %card.version, provider = %provider, "model loaded and self-tested");
+        tracing::info!(
+            model = %card.name,
+            version = %card.version,
+            provider = %provider,
+            vectors = self_test.vectors,
+            max_abs_error = self_test.max_abs_error,
+            tolerance = self_test.tolerance,
+            "model loaded and self-tested"
+        );
         let size_bytes = onnx.len() as u64;
         Ok(Self {
             card,

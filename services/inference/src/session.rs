@@ -75,15 +75,23 @@ fn build_session(
     builder.commit_from_memory(onnx)
 }
 
+/// The CUDA execution provider as the service registers it: the configured device, TF32 as
+/// configured (never ONNX Runtime's default), and `error_on_failure`, so that a CUDA that cannot
+/// be used is an error instead of a silent run on the CPU.
 #[cfg(feature = "cuda")]
-fn cuda_provider(
+pub fn cuda_provider(
     config: &RuntimeConfig,
 ) -> std::result::Result<ort::ep::ExecutionProviderDispatch, ort::Error> {
-    Ok(ort::ep::CUDA::default().with_device_id(config.cuda_device_id).build().error_on_failure())
+    Ok(ort::ep::CUDA::default()
+        .with_device_id(config.cuda_device_id)
+        .with_tf32(config.cuda_tf32)
+        .build()
+        .error_on_failure())
 }
 
+/// Without the `cuda` feature: the error saying so.
 #[cfg(not(feature = "cuda"))]
-fn cuda_provider(
+pub fn cuda_provider(
     _config: &RuntimeConfig,
 ) -> std::result::Result<ort::ep::ExecutionProviderDispatch, ort::Error> {
     Err(ort::Error::new("this build of tfesi-inference has no CUDA support (rebuild with --features cuda)"))

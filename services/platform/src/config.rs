@@ -88,6 +88,16 @@ pub struct ServerConfig {
     /// A second, plaintext port serving only `grpc.health.v1` (for probes that cannot speak
     /// TLS, such as Kubernetes' gRPC probes). Unset: health is served on `listen` only.
     pub health_listen: Option<SocketAddr>,
+    /// HTTP/2 receive window of one request stream, in bytes: how much of a request body a
+    /// client may send before it must wait for this server to acknowledge. HTTP/2's default of
+    /// 65,535 makes a 2.9 MB tensor wait for about 45 acknowledgements; the inference bench
+    /// measured that as most of the time of a Predict (bench/README.md).
+    pub http2_stream_window_bytes: u32,
+    /// HTTP/2 receive window of one connection, shared by its streams, in bytes (at least the
+    /// stream window): bounds the request bytes buffered per connection before they are read.
+    pub http2_connection_window_bytes: u32,
+    /// Largest HTTP/2 frame this server accepts, in bytes (16,384 to 16,777,215).
+    pub http2_max_frame_bytes: u32,
 }
 
 /// TLS of a gRPC port (`server.tls`): the server's certificate and, for mutual TLS, the CA
@@ -131,6 +141,9 @@ impl ServerConfig {
             max_in_flight_requests: 128,
             tls: None,
             health_listen: None,
+            http2_stream_window_bytes: 4 * 1024 * 1024,
+            http2_connection_window_bytes: 16 * 1024 * 1024,
+            http2_max_frame_bytes: 256 * 1024,
         }
     }
 
@@ -164,6 +177,27 @@ impl Validate for ServerConfig {
         }
         if self.concurrency_limit_per_connection == 0 {
             return Err(ConfigError::invalid("server.concurrency_limit_per_connection", "must be positive"));
+        }
+        // RFC 9113 6.9.2 and 6.5.2: windows from 65,535 to 2^31 - 1, frames from 2^14 to 2^24 - 1.
+        if !(65_535..=i32::MAX as u32).contains(&self.http2_stream_window_bytes) {
+            return Err(ConfigError::invalid(
+                "server.http2_stream_window_bytes",
+                "must be from 65535 to 2147483647",
+            ));
+        }
+        if self.http2_connection_window_bytes < self.http2_stream_window_bytes
+            || self.http2_connection_window_bytes > i32::MAX as u32
+        {
+            return Err(ConfigError::invalid(
+                "server.http2_connection_window_bytes",
+                "must be at least server.http2_stream_window_bytes and at most 2147483647",
+            ));
+        }
+        if !(16_384..=16_777_215).contains(&self.http2_max_frame_bytes) {
+            return Err(ConfigError::invalid(
+                "server.http2_max_frame_bytes",
+                "must be from 16384 to 16777215",
+            ));
         }
         Ok(())
     }
@@ -371,6 +405,24 @@ mod tests {
             assert!(error.to_string().contains("database.url"), "{error}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn http2_windows_and_frames_outside_the_protocol_limits_are_refused_by_name() {
+        let refused = |edit: fn(&mut ServerConfig)| {
+            let mut server = ServerConfig::default();
+            edit(&mut server);
+            server.validate().expect_err("must be refused").to_string()
+        };
+        assert!(ServerConfig::default().validate().is_ok());
+        let small_stream = refused(|server| server.http2_stream_window_bytes = 1024);
+        assert!(small_stream.contains("server.http2_stream_window_bytes"), "{small_stream}");
+        let small_connection = refused(|server| {
+            server.http2_connection_window_bytes = server.http2_stream_window_bytes - 1;
+        });
+        assert!(small_connection.contains("server.http2_connection_window_bytes"), "{small_connection}");
+        let huge_frame = refused(|server| server.http2_max_frame_bytes = 1 << 24);
+        assert!(huge_frame.contains("server.http2_max_frame_bytes"), "{huge_frame}");
     }
 
     #[test]

@@ -170,6 +170,9 @@ impl GrpcServer {
             .timeout(config.request_timeout())
             .concurrency_limit_per_connection(config.concurrency_limit_per_connection)
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+            .initial_stream_window_size(config.http2_stream_window_bytes)
+            .initial_connection_window_size(config.http2_connection_window_bytes)
+            .max_frame_size(config.http2_max_frame_bytes)
             .layer(RpcTelemetryLayer { metrics: RpcMetrics::new() })
             .layer(crate::shed::LoadShedLayer::new(config.max_in_flight_requests))
             .layer(match refusals {

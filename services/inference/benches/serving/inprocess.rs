@@ -8,17 +8,23 @@ use std::time::Instant;
 use ort::session::Session;
 use ort::value::TensorRef;
 
+use tfesi_inference::config::{ProviderKind, RuntimeConfig};
+
 use crate::inputs::{CLINICAL_WIDTH, IMAGE_DIMS, Inputs};
 use crate::stats::Run;
 
-/// The same settings as the service's `session::build_session` on CPU.
+/// The same settings as the service's `session::build_session`: on CUDA the provider is
+/// registered with `error_on_failure`, so the limit never silently runs on the CPU.
 fn build_session(
     environment: &ort::environment::Environment,
     onnx_file: &Path,
-    intra_op_threads: usize,
+    config: &RuntimeConfig,
 ) -> ort::Result<Session> {
     let mut builder =
-        Session::builder(environment)?.with_intra_threads(intra_op_threads)?.with_inter_threads(1)?;
+        Session::builder(environment)?.with_intra_threads(config.intra_op_threads)?.with_inter_threads(1)?;
+    if config.provider == ProviderKind::Cuda {
+        builder = builder.with_execution_providers([tfesi_inference::session::cuda_provider(config)?])?;
+    }
     builder.commit_from_file(onnx_file)
 }
 
@@ -29,13 +35,14 @@ pub struct InProcess {
 
 impl InProcess {
     /// Loads ONNX Runtime the way the service does (configured path, `ORT_DYLIB_PATH`, then the
-    /// setup script's cache) and builds `sessions` sessions of `onnx_file`.
-    pub fn new(onnx_file: &Path, sessions: usize, intra_op_threads: usize) -> Self {
+    /// setup script's cache) and builds `config.sessions_per_model` sessions of `onnx_file`.
+    pub fn new(onnx_file: &Path, config: &RuntimeConfig) -> Self {
         let runtime = tfesi_inference::runtime::init(None).expect("onnx runtime (run scripts/setup.sh)");
-        let sessions = (0..sessions)
+        let sessions = (0..config.sessions_per_model)
             .map(|_| {
-                build_session(runtime.environment(), onnx_file, intra_op_threads)
-                    .expect("an onnx runtime session of the model")
+                build_session(runtime.environment(), onnx_file, config).unwrap_or_else(|error| {
+                    panic!("an onnx runtime session of the model on {}: {error:?}", config.provider.as_str())
+                })
             })
             .collect();
         Self { sessions }

@@ -13,6 +13,11 @@
 //! TFESI_BENCH_SWEEP_RATES (offered predictions/s, comma-separated, "25,50,100,200,300,400";
 //! empty: no sweep), TFESI_BENCH_SWEEP_SECONDS (per rate and system, 5),
 //! TFESI_PYTHON (default .venv/bin/python), TFESI_BENCH_RESULTS (output directory).
+//! On a GPU machine (`scripts/gpu-bench.sh`, build with `--features cuda`): TFESI_BENCH_PROVIDER
+//! (`cpu` or `cuda`: every system runs on that provider, CUDA with no CPU fallback, and each
+//! server must report it in its answers), TFESI_BENCH_DEVICE (the card's name, for the report),
+//! TFESI_BENCH_REPO_ROOT and TFESI_BENCH_INFERENCE_BIN (where the checkout and the service binary
+//! are when the bench runs from a copy, not from cargo).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod inprocess;
@@ -32,7 +37,7 @@ use inputs::Inputs;
 use remote::Remote;
 use report::{Figures, Results, Scenario, System};
 use tfesi_e2e::bench::env_or;
-use tfesi_inference::config::{BatchConfig, RuntimeConfig};
+use tfesi_inference::config::{BatchConfig, ProviderKind, RuntimeConfig};
 
 /// Distinct rows cycled through (about 2.9 MB each).
 const DISTINCT_ROWS: usize = 8;
@@ -78,10 +83,28 @@ fn sweep_rates() -> Vec<f64> {
         .collect()
 }
 
-/// The checkout's root (two levels above this crate).
+/// The checkout's root: TFESI_BENCH_REPO_ROOT, else two levels above this crate.
 fn repo_root() -> PathBuf {
+    if let Some(root) = std::env::var_os("TFESI_BENCH_REPO_ROOT") {
+        return PathBuf::from(root);
+    }
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest_dir.ancestors().nth(2).expect("the crate sits at services/inference").to_path_buf()
+}
+
+/// The execution provider every system runs on (TFESI_BENCH_PROVIDER, default `cpu`).
+fn provider() -> ProviderKind {
+    match std::env::var("TFESI_BENCH_PROVIDER").as_deref() {
+        Err(_) | Ok("cpu") => ProviderKind::Cpu,
+        Ok("cuda") => ProviderKind::Cuda,
+        Ok(other) => panic!("TFESI_BENCH_PROVIDER: `{other}` is neither `cpu` nor `cuda`"),
+    }
+}
+
+/// The device named in the report: TFESI_BENCH_DEVICE, else the CPU (the report's `machine`
+/// describes it).
+fn device() -> String {
+    std::env::var("TFESI_BENCH_DEVICE").unwrap_or_else(|_| "the CPU".to_owned())
 }
 
 fn python() -> PathBuf {
@@ -134,17 +157,30 @@ impl Contenders {
         })
     }
 
-    /// Every system's prediction for `row`, in [`System::ALL`] order.
-    fn agree_on(&mut self, inputs: &Inputs, row: usize, runtime: &tokio::runtime::Runtime) -> Vec<f64> {
+    /// Every system's prediction for `row`, in [`System::ALL`] order; panics when a server
+    /// answers from another execution provider than `provider`.
+    fn agree_on(
+        &mut self,
+        inputs: &Inputs,
+        row: usize,
+        provider: ProviderKind,
+        runtime: &tokio::runtime::Runtime,
+    ) -> Vec<f64> {
         let local = f64::from(InProcess::predict(self.in_process.first_session(), inputs, row));
-        let remote = runtime.block_on(async {
-            vec![
-                self.ours.predict(inputs, row).await,
-                self.ours_no_delay.predict(inputs, row).await,
-                self.python.predict(inputs, row).await,
-            ]
-        });
-        std::iter::once(local).chain(remote).collect()
+        let remote = runtime.block_on(futures::future::join_all(
+            [&self.ours, &self.ours_no_delay, &self.python].map(|remote| remote.predict(inputs, row)),
+        ));
+        let expected = remote::provider_code(provider);
+        for (system, (_, answered_by)) in System::ALL[1..].iter().zip(&remote) {
+            assert_eq!(
+                *answered_by,
+                expected,
+                "{} answered from execution provider {answered_by}, not {}",
+                system.label(),
+                provider.as_str()
+            );
+        }
+        std::iter::once(local).chain(remote.into_iter().map(|(probability, _)| probability)).collect()
     }
 }
 
@@ -153,7 +189,12 @@ fn main() {
     let root = repo_root();
     let model_dir = root.join("models/tfesi-test/1");
     let inputs = Arc::new(inputs::make(&model_dir, DISTINCT_ROWS));
-    let runtime_config = RuntimeConfig::default();
+    let provider = provider();
+    let runtime_config = RuntimeConfig { provider, ..RuntimeConfig::default() };
+    let provider_env = [
+        ("TFESI_INFERENCE__RUNTIME__PROVIDER", provider.as_str()),
+        ("TFESI_INFERENCE__RUNTIME__ALLOW_CPU_FALLBACK", "false"),
+    ];
     let batching = BatchConfig::default();
 
     let workdir = tempfile::tempdir().expect("a temporary directory");
@@ -179,14 +220,16 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let binary = Path::new(env!("CARGO_BIN_EXE_tfesi-inference"));
+    let binary = std::env::var_os("TFESI_BENCH_INFERENCE_BIN")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_tfesi-inference")), PathBuf::from);
+    let binary = binary.as_path();
     // Declared after `workdir`, so they are stopped before it is deleted (and on a panic).
     let ours_server = runtime.block_on(processes::start_inference(
         binary,
         "tfesi-inference",
         &repository,
         &secret_file,
-        &[],
+        &provider_env,
         workdir.path(),
     ));
     let ours_no_delay_server = runtime.block_on(processes::start_inference(
@@ -194,30 +237,28 @@ fn main() {
         "tfesi-inference-no-delay",
         &repository_no_delay,
         &secret_file,
-        &[("TFESI_INFERENCE__BATCHING__MAX_DELAY_US", "0")],
+        &[provider_env[0], provider_env[1], ("TFESI_INFERENCE__BATCHING__MAX_DELAY_US", "0")],
         workdir.path(),
     ));
     let python_server = processes::start_python(
         &python(),
         &root.join("bench/inference/python_server.py"),
         &repository.join("tfesi-test/1"),
+        provider,
         settings.callers,
         workdir.path(),
     );
     let mut servers = [ours_server, ours_no_delay_server, python_server];
 
     let mut contenders = Contenders {
-        in_process: InProcess::new(
-            &model_dir.join("model.onnx"),
-            runtime_config.sessions_per_model,
-            runtime_config.intra_op_threads,
-        ),
+        in_process: InProcess::new(&model_dir.join("model.onnx"), &runtime_config),
         ours: runtime.block_on(Remote::connect(servers[0].address, Some(&token))),
         ours_no_delay: runtime.block_on(Remote::connect(servers[1].address, Some(&token))),
         python: runtime.block_on(Remote::connect(servers[2].address, None)),
     };
 
-    let answers = contenders.agree_on(&inputs, 0, &runtime);
+    let answers = contenders.agree_on(&inputs, 0, provider, &runtime);
+    eprintln!("row 0 on {}: {answers:?} (card: {})", provider.as_str(), inputs::ROW_ZERO_EXPECTED);
     for (system, answer) in System::ALL.iter().zip(&answers) {
         let error = (answer - f64::from(inputs::ROW_ZERO_EXPECTED)).abs();
         assert!(
@@ -296,6 +337,8 @@ fn main() {
         intra_op_threads: runtime_config.intra_op_threads,
         batching,
         answers,
+        provider: provider.as_str(),
+        device: device(),
     };
     results.print(&context);
     if !sweep_points.is_empty() {
@@ -304,7 +347,10 @@ fn main() {
     let out_dir =
         std::env::var_os("TFESI_BENCH_RESULTS").map_or_else(|| root.join("bench/results"), PathBuf::from);
     std::fs::create_dir_all(&out_dir).expect("create the results directory");
-    let out_file = out_dir.join("inference-serving.json");
+    let out_file = out_dir.join(match provider {
+        ProviderKind::Cpu => "inference-serving.json",
+        ProviderKind::Cuda => "inference-serving-cuda.json",
+    });
     let mut document = results.to_json(&context);
     if !sweep_points.is_empty() {
         document["sweep"] = sweep::to_json(&sweep_points, settings.sweep_window);

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use tfesi_inference::config::ProviderKind;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -122,11 +123,13 @@ async fn wait_until_serving(server: &mut Server) {
 }
 
 /// Starts `bench/inference/python_server.py` with `python` on a free port, serving the model in
-/// `model_dir` with a pool of `workers` threads; returns once it prints that it listens.
+/// `model_dir` on `provider` with a pool of `workers` threads; returns once it prints that it
+/// listens.
 pub fn start_python(
     python: &Path,
     script: &Path,
     model_dir: &Path,
+    provider: ProviderKind,
     workers: usize,
     log_dir: &Path,
 ) -> Server {
@@ -137,6 +140,7 @@ pub fn start_python(
         .arg("--model-dir")
         .arg(model_dir)
         .args(["--port", &port.to_string(), "--workers", &workers.to_string(), "--intra-op-threads", "1"])
+        .args(["--provider", provider.as_str()])
         .env("OMP_NUM_THREADS", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

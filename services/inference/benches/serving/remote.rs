@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use tfesi_inference::config::ProviderKind;
+use tfesi_proto::common::v1::ExecutionProvider;
 use tfesi_proto::inference::v1 as pb;
 use tfesi_proto::inference::v1::inference_client::InferenceClient;
 use tonic::Code;
@@ -25,10 +27,20 @@ pub struct Remote {
     authorization: Option<MetadataValue<Ascii>>,
 }
 
-/// How one call ended: answered (with the first row's probability) or refused for load.
+/// How one call ended: answered (with the first row's probability and the execution provider
+/// the server says it ran on) or refused for load.
 enum Outcome {
-    Answered(f64),
+    Answered(f64, i32),
     Refused,
+}
+
+/// The `tfesi.common.v1.ExecutionProvider` code a server reports for `provider`.
+pub fn provider_code(provider: ProviderKind) -> i32 {
+    let code = match provider {
+        ProviderKind::Cpu => ExecutionProvider::Cpu,
+        ProviderKind::Cuda => ExecutionProvider::Cuda,
+    };
+    code as i32
 }
 
 impl Remote {
@@ -55,7 +67,7 @@ impl Remote {
                 let results = answer.into_inner().results;
                 assert_eq!(results.len(), 1, "one result per row");
                 let prediction = results[0].prediction.as_ref().expect("a prediction");
-                Outcome::Answered(prediction.probability)
+                Outcome::Answered(prediction.probability, prediction.execution_provider)
             }
             Err(status) if status.code() == Code::ResourceExhausted => Outcome::Refused,
             Err(status) => panic!("Predict failed: {status}"),
@@ -64,13 +76,13 @@ impl Remote {
 
     /// Sends `body`: true when answered, false when refused for load.
     pub async fn answer(&self, body: pb::PredictRequest) -> bool {
-        matches!(self.call(body).await, Outcome::Answered(_))
+        matches!(self.call(body).await, Outcome::Answered(..))
     }
 
     /// The probability predicted for `row` (for the agreement check).
-    pub async fn predict(&self, inputs: &Inputs, row: usize) -> f64 {
+    pub async fn predict(&self, inputs: &Inputs, row: usize) -> (f64, i32) {
         match self.call(inputs.requests[row].clone()).await {
-            Outcome::Answered(probability) => probability,
+            Outcome::Answered(probability, provider) => (probability, provider),
             Outcome::Refused => panic!("Predict was refused while idle"),
         }
     }
@@ -85,7 +97,7 @@ impl Remote {
             let body = inputs.requests[index % inputs.len()].clone();
             let sent = Instant::now();
             match self.call(body).await {
-                Outcome::Answered(_) => latencies_us.push(sent.elapsed().as_secs_f64() * 1e6),
+                Outcome::Answered(..) => latencies_us.push(sent.elapsed().as_secs_f64() * 1e6),
                 Outcome::Refused => refused += 1,
             }
         }
@@ -111,7 +123,7 @@ impl Remote {
                     let body = inputs.requests[index % inputs.len()].clone();
                     let sent = Instant::now();
                     match remote.call(body).await {
-                        Outcome::Answered(_) => latencies_us.push(sent.elapsed().as_secs_f64() * 1e6),
+                        Outcome::Answered(..) => latencies_us.push(sent.elapsed().as_secs_f64() * 1e6),
                         Outcome::Refused => refused += 1,
                     }
                 }

@@ -104,6 +104,11 @@ pub struct Context {
     pub batching: BatchConfig,
     /// Each system's prediction for row 0, in [`System::ALL`] order.
     pub answers: Vec<f64>,
+    /// Execution provider of every system in this run (`cpu` or `cuda`).
+    pub provider: &'static str,
+    /// The accelerator, as `TFESI_BENCH_DEVICE` names it (the GPU script puts nvidia-smi's name
+    /// there), or the CPU model when unset.
+    pub device: String,
 }
 
 /// Median time to encode one request with prost, in microseconds (part of every gRPC call's
@@ -251,6 +256,7 @@ impl Results {
             self.callers,
             context.client_encode_us,
         );
+        println!("provider: {} on {}", context.provider, context.device);
         println!("figures: median (min–max) over rounds\n");
         println!("| scenario | system | predictions/s | p50 µs | p99 µs | refused |");
         println!("|---|---|---|---|---|---|");
@@ -327,9 +333,15 @@ impl Results {
             System::ALL.iter().map(|system| system.key()).zip(context.answers.iter().copied()).collect();
         json!({
             "benchmark": "inference-serving",
-            "command": "cargo bench -p tfesi-inference --bench serving",
+            "command": if context.provider == "cpu" {
+                "cargo bench -p tfesi-inference --bench serving"
+            } else {
+                "scripts/gpu-bench.sh run (on the GPU machine)"
+            },
             "date": date_utc(),
             "machine": machine(),
+            "provider": context.provider,
+            "device": context.device,
             "model": { "name": "tfesi-test", "version": "1", "image": IMAGE_DIMS, "clinical": 8 },
             "settings": {
                 "rounds_asked": self.rounds_asked,
