@@ -9,6 +9,7 @@
 #   scripts/gpu-bench.sh run      there: unpack, print the card, self-test every model of
 #                                 models/ on CUDA, run both benchmarks
 #   scripts/gpu-bench.sh models   there: unpack and self-test the models on CUDA only
+#   scripts/gpu-bench.sh cuda     there: unpack and run the CUDA benchmark only
 #   scripts/gpu-bench.sh          pack and run on one machine (a GPU box with cargo and PyPI)
 #
 # What travels (the development machines' GPU tool carries at most 64 MiB per call, so two
@@ -153,6 +154,7 @@ check_models() {
     rm -rf "${dir}"
 }
 
+# Arguments: `cuda` to run only the CUDA benchmark.
 benches() {
     local card="${GPU_CARD}"
     local results="${OUT:-bench/results}"
@@ -166,6 +168,7 @@ benches() {
         TFESI_BENCH_SWEEP_SECONDS="${TFESI_BENCH_SWEEP_SECONDS:-3}" \
         timeout "${TFESI_GPU_BENCH_TIMEOUT:-240}" "${WORK}/bin/serving" --bench 2>&1 \
         | tee "${results}/cuda.log" || { failed=1; log "the CUDA benchmark failed"; }
+    [[ "${1:-}" == cuda ]] && return "${failed}"
     log "CPU of the same machine"
     # Apart from the development machine's CPU figures (bench/results/inference-serving.json).
     mkdir -p "${results}/gpu-machine-cpu"
@@ -185,6 +188,7 @@ case "${1:-all}" in
     pack) pack ;;
     stash) stash ;;
     run) prepare && check_models && benches ;;
+    cuda) prepare && benches cuda ;;
     models) prepare && check_models && check_models TFESI_INFERENCE__RUNTIME__CUDA_TF32=true ;;
     all) pack && prepare && check_models && benches ;;
     *) log "usage: scripts/gpu-bench.sh [pack|stash|run|models]"; exit 2 ;;

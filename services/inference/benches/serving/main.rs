@@ -17,7 +17,8 @@
 //! (`cpu` or `cuda`: every system runs on that provider, CUDA with no CPU fallback, and each
 //! server must report it in its answers), TFESI_BENCH_DEVICE (the card's name, for the report),
 //! TFESI_BENCH_REPO_ROOT and TFESI_BENCH_INFERENCE_BIN (where the checkout and the service binary
-//! are when the bench runs from a copy, not from cargo).
+//! are when the bench runs from a copy, not from cargo). TFESI_INFERENCE__RUNTIME__SESSIONS_PER_MODEL
+//! sets the sessions of the servers and of the in-process limit alike.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod inprocess;
@@ -190,7 +191,12 @@ fn main() {
     let model_dir = root.join("models/tfesi-test/1");
     let inputs = Arc::new(inputs::make(&model_dir, DISTINCT_ROWS));
     let provider = provider();
-    let runtime_config = RuntimeConfig { provider, ..RuntimeConfig::default() };
+    let defaults = RuntimeConfig::default();
+    // The servers read TFESI_INFERENCE__RUNTIME__SESSIONS_PER_MODEL from the environment they
+    // inherit; the in-process limit follows the same setting.
+    let sessions_per_model =
+        env_or("TFESI_INFERENCE__RUNTIME__SESSIONS_PER_MODEL", defaults.sessions_per_model);
+    let runtime_config = RuntimeConfig { provider, sessions_per_model, ..defaults };
     let provider_env = [
         ("TFESI_INFERENCE__RUNTIME__PROVIDER", provider.as_str()),
         ("TFESI_INFERENCE__RUNTIME__ALLOW_CPU_FALLBACK", "false"),
