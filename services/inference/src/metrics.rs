@@ -21,6 +21,8 @@ pub struct ModelMetrics {
     pub rows: AtomicU64,
     /// Requests waiting in the queue right now.
     pub queued: AtomicU64,
+    /// Bytes of batch buffers, in use or kept for the next batch (freed after a second idle).
+    pub batch_buffer_bytes: AtomicU64,
 }
 
 /// A point-in-time copy of [`ModelMetrics`].
@@ -42,6 +44,8 @@ pub struct MetricsSnapshot {
     pub rows: u64,
     /// See [`ModelMetrics::queued`].
     pub queued: u64,
+    /// See [`ModelMetrics::batch_buffer_bytes`].
+    pub batch_buffer_bytes: u64,
 }
 
 impl ModelMetrics {
@@ -61,6 +65,7 @@ impl ModelMetrics {
             batches: self.batches.load(Ordering::Relaxed),
             rows: self.rows.load(Ordering::Relaxed),
             queued: self.queued.load(Ordering::Relaxed),
+            batch_buffer_bytes: self.batch_buffer_bytes.load(Ordering::Relaxed),
         }
     }
 }

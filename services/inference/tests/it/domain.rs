@@ -183,6 +183,49 @@ async fn queued_work_over_the_limit_is_refused_at_once_and_what_is_admitted_star
 }
 
 #[tokio::test]
+async fn batch_buffers_are_kept_while_batches_run_and_freed_after_a_second_idle() {
+    let dir = support::repository_with(&["1"]);
+    let batching =
+        BatchConfig { max_batch_size: 8, max_delay_us: 20_000, queue_capacity: 64, max_queue_wait_ms: 0 };
+    let mut config = support::config(dir.path(), batching);
+    config.runtime.sessions_per_model = 1;
+    let manager = ModelManager::open(config).await.expect("open");
+    let champion = manager.champion().expect("champion");
+    // Rows sent together, and often enough that the batcher waits for company: some batches
+    // hold several requests, and those are concatenated into a kept buffer.
+    let requests: Vec<_> = (0..32).map(|seed| request(vec![row(seed)])).collect();
+    let mut rounds = Vec::new();
+    for _ in 0..3 {
+        let outputs =
+            futures::future::join_all(requests.iter().map(|each| manager.predict(each, None))).await;
+        let bits: Vec<u32> = outputs
+            .into_iter()
+            .map(|output| output.expect("every row is answered")[0].prediction.probability.to_bits())
+            .collect();
+        rounds.push(bits);
+    }
+    // Later rounds run in the kept buffer, refilled: each caller still gets its own row's answer.
+    assert_eq!(rounds[0], rounds[1]);
+    assert_eq!(rounds[0], rounds[2]);
+    let busy = champion.metrics();
+    assert!(busy.batches < busy.rows, "no batch held several rows: {busy:?}");
+    let row_bytes = (11 * 256 * 256 * 4) as u64;
+    assert!(busy.batch_buffer_bytes >= 2 * row_bytes, "no batch buffer after batches: {busy:?}");
+    // Freed one second after the last batch; a loaded CI machine may take longer to get there.
+    let idle_since = Instant::now();
+    while champion.metrics().batch_buffer_bytes > 0 && idle_since.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let freed_after = idle_since.elapsed();
+    assert_eq!(champion.metrics().batch_buffer_bytes, 0, "the kept buffer was not freed after 10 s idle");
+    assert!(
+        freed_after >= Duration::from_millis(500),
+        "freed after {freed_after:?}, well before a second of idling"
+    );
+    manager.predict(&request(vec![row(1)]), None).await.expect("serves after the buffers were freed");
+}
+
+#[tokio::test]
 async fn expired_deadline_is_not_run() {
     let dir = support::repository_with(&["1"]);
     let manager = ModelManager::open(support::config(dir.path(), support::solo())).await.expect("open");
