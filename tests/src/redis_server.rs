@@ -17,6 +17,17 @@ pub const REDIS_SERVER: &str = "/usr/bin/redis-server";
 /// How long a start may take before the test fails.
 const START_WITHIN: Duration = Duration::from_secs(20);
 
+/// Ports tried by [`RedisServer::start`] when the chosen one is taken before redis binds it.
+const PORT_TRIES: u32 = 5;
+
+/// Why a start failed.
+enum StartFailure {
+    /// Another process bound the port first.
+    PortTaken,
+    /// Anything else, described with the server's log.
+    Other(String),
+}
+
 /// A running private Redis.
 pub struct RedisServer {
     child: Option<Child>,
@@ -26,10 +37,19 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
-    /// Starts a server on a free port of 127.0.0.1 and waits until it answers PING.
+    /// Starts a server on a free port of 127.0.0.1 and waits until it answers PING. The port is
+    /// free when chosen but can be taken before redis binds it (by any process's outgoing
+    /// connection, say): then it tries another, up to five ports.
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("directory of the private redis");
         let mut server = Self { child: None, port: crate::free_port(), dir, starts: 0 };
+        for _ in 1..PORT_TRIES {
+            match server.try_spawn() {
+                Ok(()) => return server,
+                Err(StartFailure::PortTaken) => server.port = crate::free_port(),
+                Err(StartFailure::Other(message)) => panic!("{message}"),
+            }
+        }
         server.spawn();
         server
     }
@@ -97,6 +117,16 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) {
+        match self.try_spawn() {
+            Ok(()) => {}
+            Err(StartFailure::PortTaken) => {
+                panic!("redis-server could not bind {}: in use; its log:\n{}", self.address(), self.log())
+            }
+            Err(StartFailure::Other(message)) => panic!("{message}"),
+        }
+    }
+
+    fn try_spawn(&mut self) -> Result<(), StartFailure> {
         assert!(
             std::path::Path::new(REDIS_SERVER).exists(),
             "{REDIS_SERVER} is missing: install Debian's redis-server"
@@ -122,20 +152,30 @@ impl RedisServer {
         let started = Instant::now();
         loop {
             if self.command("PING").is_ok_and(|reply| reply == "+PONG") {
-                return;
+                return Ok(());
             }
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                panic!("redis-server exited at start ({status}); its log:\n{}", self.log());
+                self.child = None;
+                let log = self.log();
+                // Only this start's lines: the log is appended to across restarts.
+                let this_start = log.rsplit("Redis is starting").next().unwrap_or_default();
+                if this_start.contains("Address already in use") {
+                    return Err(StartFailure::PortTaken);
+                }
+                return Err(StartFailure::Other(format!(
+                    "redis-server exited at start ({status}); its log:\n{log}"
+                )));
             }
-            assert!(
-                started.elapsed() < START_WITHIN,
-                "redis-server (start {}) did not answer PING on {} within {START_WITHIN:?}; its log:\n{}",
-                self.starts,
-                self.address(),
-                self.log()
-            );
+            if started.elapsed() >= START_WITHIN {
+                return Err(StartFailure::Other(format!(
+                    "redis-server (start {}) did not answer PING on {} within {START_WITHIN:?}; its log:\n{}",
+                    self.starts,
+                    self.address(),
+                    self.log()
+                )));
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
