@@ -320,11 +320,15 @@ fn log_join(joined: Result<(), tokio::task::JoinError>) {
 }
 
 /// Rejects a connection beyond `max_associations`: A-ASSOCIATE-RJ transient, local limit exceeded.
+/// The request is read in strict mode: a PDU declaring more than `max_pdu_length` ends the
+/// connection at its header. Read leniently, dicom-ul waits for the whole declared length and
+/// buffers whatever the peer sends until then, so a peer could fill memory for ESTABLISH_TIMEOUT
+/// on every connection over the limit.
 async fn reject_busy(mut stream: TcpStream, max_pdu_length: u32) {
     let mut buffer = bytes::BytesMut::new();
     let request = tokio::time::timeout(
         ESTABLISH_TIMEOUT,
-        dicom_ul::association::read_pdu_from_wire_async(&mut stream, &mut buffer, max_pdu_length, false),
+        dicom_ul::association::read_pdu_from_wire_async(&mut stream, &mut buffer, max_pdu_length, true),
     )
     .await;
     if !matches!(request, Ok(Ok(Pdu::AssociationRQ(_)))) {

@@ -478,6 +478,46 @@ async fn associations_beyond_the_limit_are_rejected_as_transient(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "../../migrations")]
+async fn a_connection_over_the_limit_declaring_a_huge_pdu_is_dropped_at_its_header(pool: PgPool) {
+    use tokio::io::AsyncWriteExt as _;
+    let scp = Scp::start(pool, |c| c.max_associations = 1).await;
+    let held = ClientAssociationOptions::new()
+        .calling_ae_title("HOLDER")
+        .called_ae_title("TFESI")
+        .with_abstract_syntax("1.2.840.10008.1.1")
+        .establish_async(scp.addr)
+        .await
+        .unwrap();
+    // An A-ASSOCIATE-RQ header declaring 1 GiB, then as much as the receiver will take.
+    let mut stream = tokio::net::TcpStream::connect(scp.addr).await.unwrap();
+    let header = [0x01, 0x00, 0x40, 0x00, 0x00, 0x00];
+    stream.write_all(&header).await.unwrap();
+    let chunk = vec![0_u8; 64 * 1024];
+    let limit = 256 * 1024 * 1024;
+    let mut sent = 0_usize;
+    let started = tokio::time::Instant::now();
+    let refused = loop {
+        match tokio::time::timeout(Duration::from_secs(5), stream.write_all(&chunk)).await {
+            Ok(Ok(())) => sent += chunk.len(),
+            Ok(Err(_)) => break true,
+            // The receiver stopped reading without closing: it is not buffering either.
+            Err(_) => break true,
+        }
+        if sent >= limit || started.elapsed() > Duration::from_secs(20) {
+            break false;
+        }
+    };
+    assert!(
+        refused,
+        "the receiver took {sent} bytes of a PDU declared at 1 GiB, over its maximum PDU length"
+    );
+    // What the kernel buffers on loopback is a few MB; the receiver read almost nothing of it.
+    assert!(sent < 64 * 1024 * 1024, "{sent} bytes were accepted before the connection ended");
+    held.release().await.unwrap();
+    scp.stop().await;
+}
+
+#[sqlx::test(migrations = "../../migrations")]
 async fn shutdown_stops_accepting_and_lets_the_open_association_finish(pool: PgPool) {
     let scp = Scp::start(pool.clone(), |_| {}).await;
     let (mr_data, mr_ts, mr_instance) = data_set_of(&corpus_file("valid/emri_small.dcm"));
