@@ -449,17 +449,23 @@ async fn several_storescu_associations_in_parallel_are_all_stored(pool: PgPool) 
     scp.stop().await;
 }
 
-#[sqlx::test(migrations = "../../migrations")]
-async fn associations_beyond_the_limit_are_rejected_as_transient(pool: PgPool) {
-    let scp = Scp::start(pool, |c| c.max_associations = 1).await;
-    // hold the only slot with an open association
-    let held = ClientAssociationOptions::new()
+/// An open C-ECHO association that holds the receiver's only slot (`max_associations = 1`).
+async fn hold_the_only_slot(
+    addr: SocketAddr,
+) -> dicom_ul::association::AsyncClientAssociation<tokio::net::TcpStream> {
+    ClientAssociationOptions::new()
         .calling_ae_title("HOLDER")
         .called_ae_title("TFESI")
         .with_abstract_syntax("1.2.840.10008.1.1")
-        .establish_async(scp.addr)
+        .establish_async(addr)
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn associations_beyond_the_limit_are_rejected_as_transient(pool: PgPool) {
+    let scp = Scp::start(pool, |c| c.max_associations = 1).await;
+    let held = hold_the_only_slot(scp.addr).await;
     let refused = echoscu(scp.addr, "ECHOSCU", "TFESI").await;
     assert!(!refused.success, "{}", refused.output);
     assert!(refused.output.contains("Local Limit Exceeded"), "{}", refused.output);
@@ -481,13 +487,7 @@ async fn associations_beyond_the_limit_are_rejected_as_transient(pool: PgPool) {
 async fn a_connection_over_the_limit_declaring_a_huge_pdu_is_dropped_at_its_header(pool: PgPool) {
     use tokio::io::AsyncWriteExt as _;
     let scp = Scp::start(pool, |c| c.max_associations = 1).await;
-    let held = ClientAssociationOptions::new()
-        .calling_ae_title("HOLDER")
-        .called_ae_title("TFESI")
-        .with_abstract_syntax("1.2.840.10008.1.1")
-        .establish_async(scp.addr)
-        .await
-        .unwrap();
+    let held = hold_the_only_slot(scp.addr).await;
     // An A-ASSOCIATE-RQ header declaring 1 GiB, then as much as the receiver will take.
     let mut stream = tokio::net::TcpStream::connect(scp.addr).await.unwrap();
     let header = [0x01, 0x00, 0x40, 0x00, 0x00, 0x00];
