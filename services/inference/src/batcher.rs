@@ -43,7 +43,6 @@ struct Job {
     reply: oneshot::Sender<Result<JobOutput>>,
 }
 
-/// The queue shared by a model's workers; `carry` holds a request that did not fit the last batch.
 /// How long the batch buffers are kept without work before their memory is given back.
 const SCRATCH_IDLE_RELEASE: Duration = Duration::from_secs(1);
 
@@ -95,6 +94,7 @@ impl BatchBuffers {
     }
 }
 
+/// The queue shared by a model's workers; `carry` holds a request that did not fit the last batch.
 struct Intake {
     receiver: Receiver<Job>,
     carry: Option<Job>,

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tfesi_inference::config::ProviderKind;
-use tfesi_proto::common::v1::ExecutionProvider;
 use tfesi_proto::inference::v1 as pb;
 use tfesi_proto::inference::v1::inference_client::InferenceClient;
 use tonic::Code;
@@ -36,11 +35,7 @@ enum Outcome {
 
 /// The `tfesi.common.v1.ExecutionProvider` code a server reports for `provider`.
 pub fn provider_code(provider: ProviderKind) -> i32 {
-    let code = match provider {
-        ProviderKind::Cpu => ExecutionProvider::Cpu,
-        ProviderKind::Cuda => ExecutionProvider::Cuda,
-    };
-    code as i32
+    tfesi_inference::convert::provider(provider) as i32
 }
 
 impl Remote {
