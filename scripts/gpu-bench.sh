@@ -10,6 +10,8 @@
 #                                 models/ on CUDA, run both benchmarks
 #   scripts/gpu-bench.sh models   there: unpack and self-test the models on CUDA only
 #   scripts/gpu-bench.sh cuda     there: unpack and run the CUDA benchmark only
+#   scripts/gpu-bench.sh trace    there: unpack and trace the batched path on CUDA (every batch's
+#                                 rows and run time, per sessions / batching / cuDNN search setting)
 #   scripts/gpu-bench.sh          pack and run on one machine (a GPU box with cargo and PyPI)
 #
 # What travels (the development machines' GPU tool carries at most 64 MiB per call, so two
@@ -179,6 +181,46 @@ benches() {
     return "${failed}"
 }
 
+# Traces the batched path on CUDA: the CUDA benchmark (one round, no sweep) once per setting
+# below, each service logging every batch it runs (rows, assembly and run time), then a summary
+# per batch size (scripts/lib/batch_trace.py). Results and logs in $OUT/cuda-trace/<setting>/.
+trace() {
+    local card="${GPU_CARD}" results="${OUT:-bench/results}/cuda-trace" failed=0
+    local settings=(
+        "s2:TFESI_INFERENCE__RUNTIME__SESSIONS_PER_MODEL=2"
+        "s2-batch1:TFESI_INFERENCE__RUNTIME__SESSIONS_PER_MODEL=2 TFESI_INFERENCE__BATCHING__MAX_BATCH_SIZE=1"
+        "s2-heuristic:TFESI_INFERENCE__RUNTIME__SESSIONS_PER_MODEL=2 TFESI_INFERENCE__RUNTIME__CUDA_CONV_ALGO_SEARCH=heuristic"
+        "s2-warm:TFESI_INFERENCE__RUNTIME__SESSIONS_PER_MODEL=2 TFESI_INFERENCE__RUNTIME__WARM_UP_BATCH_SIZES=true"
+        "s8:TFESI_INFERENCE__RUNTIME__SESSIONS_PER_MODEL=8"
+        "s8-heuristic:TFESI_INFERENCE__RUNTIME__SESSIONS_PER_MODEL=8 TFESI_INFERENCE__RUNTIME__CUDA_CONV_ALGO_SEARCH=heuristic"
+        "s8-warm:TFESI_INFERENCE__RUNTIME__SESSIONS_PER_MODEL=8 TFESI_INFERENCE__RUNTIME__WARM_UP_BATCH_SIZES=true"
+    )
+    # Settings are run in order of interest; none starts once the budget is spent.
+    local budget="${TFESI_GPU_TRACE_BUDGET:-420}" started="${SECONDS}"
+    for setting in "${settings[@]}"; do
+        local name="${setting%%:*}" vars="${setting#*:}"
+        if (( SECONDS - started > budget )); then
+            log "trace ${name} skipped: TFESI_GPU_TRACE_BUDGET (${budget} s) spent"
+            continue
+        fi
+        mkdir -p "${results}/${name}/logs"
+        log "trace ${name}: ${vars}"
+        # shellcheck disable=SC2086 # vars is a list of VAR=value words
+        env ${vars} TFESI_BENCH_REPO_ROOT="${PWD}" TFESI_BENCH_INFERENCE_BIN="${WORK}/bin/tfesi-inference" \
+            TFESI_PYTHON=python3 TFESI_BENCH_RESULTS="${results}/${name}" TFESI_BENCH_LOG_DIR="${results}/${name}/logs" \
+            TFESI_BENCH_SERVICE_LOG_FILTER="warn,tfesi_inference::model=info,tfesi_inference::batcher=debug" \
+            TFESI_INFERENCE__TELEMETRY__LOG_FORMAT=json \
+            TFESI_BENCH_PROVIDER=cuda TFESI_BENCH_DEVICE="${card}" TFESI_BENCH_SWEEP_RATES="" \
+            TFESI_BENCH_ROUNDS="${TFESI_BENCH_ROUNDS:-1}" TFESI_BENCH_CONCURRENT="${TFESI_BENCH_CONCURRENT:-800}" \
+            timeout "${TFESI_GPU_TRACE_TIMEOUT:-100}" "${WORK}/bin/serving" --bench >"${results}/${name}/bench.log" 2>&1 \
+            || { failed=1; log "trace ${name} failed"; }
+        grep -E '^\| (sequential|concurrent|batch|[0-9])' "${results}/${name}/bench.log" >&2 \
+            || tail -n 30 "${results}/${name}/bench.log" >&2
+        python3 scripts/lib/batch_trace.py "${results}/${name}"/logs/tfesi-inference*.log | tee "${results}/${name}/batches.txt" >&2
+    done
+    return "${failed}"
+}
+
 # The GPU machine has no zstd: use the carried one.
 if ! command -v zstd >/dev/null && [[ -x "${PAYLOAD}/zstd/zstd" ]]; then
     PATH="${PWD}/${PAYLOAD}/zstd:${PATH}"
@@ -189,7 +231,8 @@ case "${1:-all}" in
     stash) stash ;;
     run) prepare && check_models && benches ;;
     cuda) prepare && benches cuda ;;
+    trace) prepare && trace ;;
     models) prepare && check_models && check_models TFESI_INFERENCE__RUNTIME__CUDA_TF32=true ;;
     all) pack && prepare && check_models && benches ;;
-    *) log "usage: scripts/gpu-bench.sh [pack|stash|run|models]"; exit 2 ;;
+    *) log "usage: scripts/gpu-bench.sh [pack|stash|run|models|cuda|trace]"; exit 2 ;;
 esac

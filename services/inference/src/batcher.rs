@@ -164,9 +164,11 @@ impl Load {
         u128::from(gap) <= delay.as_nanos()
     }
 
-    /// How long the rows already queued plus `extra_rows` would take on `workers` sessions.
-    fn estimated_wait(&self, extra_rows: usize, workers: usize) -> Duration {
-        let rows = self.queued_rows.load(Ordering::Relaxed).saturating_add(extra_rows);
+    /// How long the rows already queued would take on `workers` sessions: how long a request
+    /// arriving now waits before it starts. Its own rows do not count, so a request to an idle
+    /// model is never refused, however slow a row has become (a loaded machine).
+    fn estimated_wait(&self, workers: usize) -> Duration {
+        let rows = self.queued_rows.load(Ordering::Relaxed);
         let cost = u128::from(self.row_cost_ns.load(Ordering::Relaxed));
         let nanos = cost * rows as u128 / workers.max(1) as u128;
         Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
@@ -235,7 +237,7 @@ impl Batcher {
         }
         let rows = input.rows;
         if let Some(limit) = self.config.max_queue_wait() {
-            let wait = self.load.estimated_wait(rows, self.workers);
+            let wait = self.load.estimated_wait(self.workers);
             if wait > limit {
                 ModelMetrics::bump(&self.metrics.queue_full);
                 return Err(Error::Overloaded {
@@ -425,13 +427,30 @@ fn run_jobs(
     metrics.rows.fetch_add(rows as u64, Ordering::Relaxed);
     if live.len() == 1 {
         for job in live {
+            let running = Instant::now();
             let result = run_guarded(session, &job.input);
+            tracing::debug!(
+                rows,
+                requests = 1,
+                concat_us = 0,
+                run_us = running.elapsed().as_micros(),
+                "batch ran"
+            );
             reply(job, result, rows, metrics);
         }
         return Some(rows);
     }
+    let assembling = Instant::now();
     let batch = concat(&live, rows, std::mem::take(scratch));
+    let running = Instant::now();
     let result = run_guarded(session, &batch);
+    tracing::debug!(
+        rows,
+        requests = live.len(),
+        concat_us = (running - assembling).as_micros(),
+        run_us = running.elapsed().as_micros(),
+        "batch ran"
+    );
     // Nothing else holds the batch now: take its buffer back for the next one.
     *scratch = Arc::try_unwrap(batch.image).unwrap_or_default();
     match result {
@@ -470,4 +489,21 @@ fn concat(jobs: &[Job], rows: usize, mut image: Vec<f32>) -> BatchInput {
         }
     }
     BatchInput { rows, image: Arc::new(image), clinical }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_counts_the_rows_ahead_only() {
+        let load = Load::default();
+        // A row measured at 50 ms (a model on a loaded machine) and nothing queued: a request
+        // arriving now starts at once, whatever the admission limit.
+        load.record(1, Duration::from_millis(50));
+        assert_eq!(load.estimated_wait(1), Duration::ZERO);
+        // Four rows ahead of it on two sessions: two rows' time.
+        load.queued_rows.store(4, Ordering::Relaxed);
+        assert_eq!(load.estimated_wait(2), Duration::from_millis(100));
+    }
 }

@@ -28,6 +28,40 @@ impl ProviderKind {
     }
 }
 
+/// How cuDNN picks a convolution algorithm when a session's input shape changes (ONNX
+/// Runtime's `cudnn_conv_algo_search`). With dynamic batching the shape is the batch size, and
+/// it changes from one batch to the next.
+///
+/// Measured on an NVIDIA H200 (`scripts/gpu-bench.sh trace`, bench/README.md): with
+/// `exhaustive`, batches of 2 to 6 rows took 15-20 ms each (median) against 0.6 ms for a lone
+/// row, and one lone row in ten was as slow, with or without a warm-up at every batch size at
+/// load; 8 callers got 279 predictions/s from 2 sessions. With `heuristic`, a 2-row batch took
+/// 3.2 ms, the same load got 716/s, and a lone row took as long as with `exhaustive` (0.56
+/// against 0.58 ms). Hence the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ConvAlgoSearch {
+    /// Time every algorithm cuDNN offers and keep the fastest (ONNX Runtime's own default):
+    /// pays off only when the batch size never changes (`batching.max_batch_size = 1`).
+    Exhaustive,
+    /// Take cuDNN's heuristic ranking without timing anything.
+    #[default]
+    Heuristic,
+    /// cuDNN's default algorithm for the layer, with no search at all.
+    Default,
+}
+
+impl ConvAlgoSearch {
+    /// Lowercase name used in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Exhaustive => "exhaustive",
+            Self::Heuristic => "heuristic",
+            Self::Default => "default",
+        }
+    }
+}
+
 /// How ONNX Runtime sessions are created.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -45,6 +79,13 @@ pub struct RuntimeConfig {
     /// framework's float32. Off by default, and set explicitly either way, so that a prediction
     /// does not depend on ONNX Runtime's default.
     pub cuda_tf32: bool,
+    /// How cuDNN chooses convolution algorithms on CUDA (always passed, like TF32, so that
+    /// ONNX Runtime's default does not decide).
+    pub cuda_conv_algo_search: ConvAlgoSearch,
+    /// At load, run every session once at each batch size from 1 to the model's
+    /// `max_batch_size` (zeros), so that first-time costs per input shape (cuDNN's algorithm
+    /// search above all) are paid before the model serves instead of by callers.
+    pub warm_up_batch_sizes: bool,
     /// Sessions per loaded model (each runs one batch at a time, on its own thread).
     pub sessions_per_model: usize,
     /// ONNX Runtime intra-op threads per session.
@@ -60,6 +101,8 @@ impl Default for RuntimeConfig {
             allow_cpu_fallback: false,
             cuda_device_id: 0,
             cuda_tf32: false,
+            cuda_conv_algo_search: ConvAlgoSearch::Heuristic,
+            warm_up_batch_sizes: false,
             sessions_per_model: cores.clamp(1, 8),
             intra_op_threads: 1,
         }
@@ -222,6 +265,26 @@ mod tests {
         let config = Config::default();
         config.validate().expect("valid");
         assert_eq!(config.server.listen.port(), DEFAULT_PORT);
+    }
+
+    #[test]
+    fn cudnn_search_defaults_to_heuristic_and_reads_each_setting() {
+        assert_eq!(RuntimeConfig::default().cuda_conv_algo_search, ConvAlgoSearch::Heuristic);
+        for (text, expected) in [
+            ("exhaustive", ConvAlgoSearch::Exhaustive),
+            ("heuristic", ConvAlgoSearch::Heuristic),
+            ("default", ConvAlgoSearch::Default),
+        ] {
+            let runtime: RuntimeConfig =
+                serde_json::from_value(serde_json::json!({ "cuda_conv_algo_search": text })).expect(text);
+            assert_eq!(runtime.cuda_conv_algo_search, expected);
+            assert_eq!(expected.as_str(), text);
+        }
+        let error = serde_json::from_value::<RuntimeConfig>(
+            serde_json::json!({ "cuda_conv_algo_search": "fastest" }),
+        )
+        .expect_err("an unknown search is refused");
+        assert!(error.to_string().contains("exhaustive"), "the error names the choices: {error}");
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub struct LoadedModel {
     metrics: Arc<ModelMetrics>,
     loaded_at: SystemTime,
     self_test: SelfTestReport,
+    /// How long the warm-up at every batch size took, when `runtime.warm_up_batch_sizes` asked for it.
+    warm_up: Option<std::time::Duration>,
     size_bytes: u64,
 }
 
@@ -92,6 +94,26 @@ impl LoadedModel {
             sessions.push(session);
         }
         let (provider, self_test) = tested.ok_or_else(|| refused("no session was created".to_owned()))?;
+        let warm_up = if config.warm_up_batch_sizes {
+            let started = std::time::Instant::now();
+            for session in &mut sessions {
+                session
+                    .warm_up(batching.max_batch_size)
+                    .map_err(|error| refused(format!("warm-up: {error}")))?;
+            }
+            let took = started.elapsed();
+            tracing::info!(
+                model = %card.name,
+                version = %card.version,
+                sessions = sessions.len(),
+                batch_sizes = batching.max_batch_size,
+                ms = took.as_millis(),
+                "sessions warmed up at every batch size"
+            );
+            Some(took)
+        } else {
+            None
+        };
         let label = format!("{}/{}", card.name, card.version);
         let metrics = Arc::new(ModelMetrics::default());
         let batcher = Batcher::start(&label, sessions, batching, Arc::clone(&metrics))?;
@@ -115,6 +137,7 @@ impl LoadedModel {
             metrics,
             loaded_at: SystemTime::now(),
             self_test,
+            warm_up,
             size_bytes,
         })
     }
@@ -161,6 +184,11 @@ impl LoadedModel {
     /// The self-test it passed when it loaded.
     pub fn self_test(&self) -> &SelfTestReport {
         &self.self_test
+    }
+
+    /// How long the sessions' warm-up at every batch size took; `None` when it was not asked for.
+    pub fn warm_up(&self) -> Option<std::time::Duration> {
+        self.warm_up
     }
 
     /// Size of its ONNX file in bytes.

@@ -75,16 +75,23 @@ fn build_session(
     builder.commit_from_memory(onnx)
 }
 
-/// The CUDA execution provider as the service registers it: the configured device, TF32 as
-/// configured (never ONNX Runtime's default), and `error_on_failure`, so that a CUDA that cannot
-/// be used is an error instead of a silent run on the CPU.
+/// The CUDA execution provider as the service registers it: the configured device, TF32 and
+/// cuDNN's convolution algorithm search as configured (never ONNX Runtime's defaults), and
+/// `error_on_failure`, so that a CUDA that cannot be used is an error instead of a silent run on
+/// the CPU.
 #[cfg(feature = "cuda")]
 pub fn cuda_provider(
     config: &RuntimeConfig,
 ) -> std::result::Result<ort::ep::ExecutionProviderDispatch, ort::Error> {
+    use crate::config::ConvAlgoSearch;
     Ok(ort::ep::CUDA::default()
         .with_device_id(config.cuda_device_id)
         .with_tf32(config.cuda_tf32)
+        .with_conv_algorithm_search(match config.cuda_conv_algo_search {
+            ConvAlgoSearch::Exhaustive => ort::ep::cuda::ConvAlgorithmSearch::Exhaustive,
+            ConvAlgoSearch::Heuristic => ort::ep::cuda::ConvAlgorithmSearch::Heuristic,
+            ConvAlgoSearch::Default => ort::ep::cuda::ConvAlgorithmSearch::Default,
+        })
         .build()
         .error_on_failure())
 }
@@ -207,6 +214,23 @@ impl ModelSession {
             return Err(Error::Inference(format!("{} output values for {rows} rows", values.len())));
         }
         Ok(values.to_vec())
+    }
+
+    /// Runs one batch of zeros of every size from 1 to `max_rows`, so that what a provider does
+    /// the first time it meets an input shape (cuDNN's convolution algorithm search, the arena
+    /// growing) happens while the model loads instead of inside a caller's request.
+    pub fn warm_up(&mut self, max_rows: usize) -> Result<()> {
+        let mut image = Arc::new(Vec::new());
+        for rows in 1..=max_rows.max(1) {
+            Arc::make_mut(&mut image).resize(rows * self.dims.row_len(), 0.0);
+            let batch = BatchInput {
+                rows,
+                image: Arc::clone(&image),
+                clinical: self.clinical_width.map(|width| vec![0.0; rows * width]),
+            };
+            self.run(&batch)?;
+        }
+        Ok(())
     }
 
     /// Runs the card's self-test vectors; every output must be finite and within the card's

@@ -18,7 +18,11 @@
 //! server must report it in its answers), TFESI_BENCH_DEVICE (the card's name, for the report),
 //! TFESI_BENCH_REPO_ROOT and TFESI_BENCH_INFERENCE_BIN (where the checkout and the service binary
 //! are when the bench runs from a copy, not from cargo). TFESI_INFERENCE__RUNTIME__SESSIONS_PER_MODEL
-//! sets the sessions of the servers and of the in-process limit alike.
+//! sets the sessions of the servers and of the in-process limit alike. Tracing:
+//! TFESI_BENCH_SERVICE_LOG_FILTER (the servers' log filter, default `warn`;
+//! `warn,tfesi_inference::batcher=debug` logs every batch with its rows and run time) and
+//! TFESI_BENCH_LOG_DIR (where the servers' logs are kept; default a temporary directory).
+//! TFESI_BENCH_CLIENT_THREADS (the gRPC clients' tokio threads, 2).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod inprocess;
@@ -204,6 +208,10 @@ fn main() {
     let batching = BatchConfig::default();
 
     let workdir = tempfile::tempdir().expect("a temporary directory");
+    // The servers' logs: TFESI_BENCH_LOG_DIR keeps them after the run, else they go with workdir.
+    let log_dir =
+        std::env::var_os("TFESI_BENCH_LOG_DIR").map_or_else(|| workdir.path().to_owned(), PathBuf::from);
+    std::fs::create_dir_all(&log_dir).expect("create the log directory");
     // One copy of the bundled repository per server: each may write its `state.json`.
     let repository = workdir.path().join("models");
     let repository_no_delay = workdir.path().join("models-no-delay");
@@ -221,8 +229,12 @@ fn main() {
     )
     .expect("a token");
 
+    // The clients' threads (TFESI_BENCH_CLIENT_THREADS, default 2: the development machine's
+    // cores). On a bigger machine more threads tell whether the servers or the clients, which
+    // encode 2.9 MB per request, set the pace.
+    let client_threads = env_or("TFESI_BENCH_CLIENT_THREADS", 2).max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(client_threads)
         .enable_all()
         .build()
         .expect("tokio runtime");
@@ -236,7 +248,7 @@ fn main() {
         &repository,
         &secret_file,
         &provider_env,
-        workdir.path(),
+        &log_dir,
     ));
     let ours_no_delay_server = runtime.block_on(processes::start_inference(
         binary,
@@ -244,7 +256,7 @@ fn main() {
         &repository_no_delay,
         &secret_file,
         &[provider_env[0], provider_env[1], ("TFESI_INFERENCE__BATCHING__MAX_DELAY_US", "0")],
-        workdir.path(),
+        &log_dir,
     ));
     let python_server = processes::start_python(
         &python(),
@@ -252,7 +264,7 @@ fn main() {
         &repository.join("tfesi-test/1"),
         provider,
         settings.callers,
-        workdir.path(),
+        &log_dir,
     );
     let mut servers = [ours_server, ours_no_delay_server, python_server];
 
@@ -342,6 +354,13 @@ fn main() {
         in_process_threads: contenders.in_process.threads(),
         intra_op_threads: runtime_config.intra_op_threads,
         batching,
+        client_threads,
+        service_env: std::env::vars()
+            .filter(|(name, _)| name.starts_with("TFESI_INFERENCE__"))
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
         answers,
         provider: provider.as_str(),
         device: device(),

@@ -64,6 +64,12 @@ fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
+/// The services' log filter: `TFESI_BENCH_SERVICE_LOG_FILTER`, else `warn`. A trace of every
+/// batch (rows, assembly and run time) is `warn,tfesi_inference::batcher=debug`.
+fn service_log_filter() -> String {
+    std::env::var("TFESI_BENCH_SERVICE_LOG_FILTER").unwrap_or_else(|_| "warn".to_owned())
+}
+
 fn log_file(dir: &Path, name: &str) -> (std::fs::File, PathBuf) {
     let path = dir.join(format!("{name}.log"));
     let file = std::fs::File::create(&path).expect("create a log file");
@@ -90,7 +96,7 @@ pub async fn start_inference(
         .env("TFESI_INFERENCE__REPOSITORY_DIR", repository)
         .env("TFESI_INFERENCE__DEFAULT_MODEL", "tfesi-test")
         .env("TFESI_INFERENCE__AUTH__HS256_SECRET_FILE", secret_file)
-        .env("TFESI_INFERENCE__TELEMETRY__LOG_FILTER", "warn")
+        .env("TFESI_INFERENCE__TELEMETRY__LOG_FILTER", service_log_filter())
         .stdin(Stdio::null())
         .stdout(Stdio::from(log.try_clone().expect("log handle")))
         .stderr(Stdio::from(log));

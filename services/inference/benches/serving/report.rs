@@ -102,6 +102,11 @@ pub struct Context {
     pub in_process_threads: usize,
     pub intra_op_threads: usize,
     pub batching: BatchConfig,
+    /// The gRPC clients' tokio threads.
+    pub client_threads: usize,
+    /// Every `TFESI_INFERENCE__*` variable of the bench's environment, as `NAME=value`: the
+    /// servers inherit them, so they override the settings above.
+    pub service_env: Vec<String>,
     /// Each system's prediction for row 0, in [`System::ALL`] order.
     pub answers: Vec<f64>,
     /// Execution provider of every system in this run (`cpu` or `cuda`).
@@ -357,6 +362,8 @@ impl Results {
                     "max_batch_size": context.batching.max_batch_size,
                     "max_delay_us": context.batching.max_delay_us,
                 },
+                "client_threads": context.client_threads,
+                "service_env": context.service_env,
             },
             "row0_predictions": answers,
             "results": results,

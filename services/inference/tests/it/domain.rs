@@ -226,6 +226,33 @@ async fn batch_buffers_are_kept_while_batches_run_and_freed_after_a_second_idle(
 }
 
 #[tokio::test]
+async fn sessions_warmed_up_at_every_batch_size_answer_as_cold_ones_do() {
+    let cold_dir = support::repository_with(&["1"]);
+    let cold =
+        ModelManager::open(support::config(cold_dir.path(), support::gathering())).await.expect("open cold");
+    assert_eq!(cold.champion().expect("champion").warm_up(), None, "warm-up is off by default");
+    let warm_dir = support::repository_with(&["1"]);
+    let mut config = support::config(warm_dir.path(), support::gathering());
+    config.runtime.warm_up_batch_sizes = true;
+    config.runtime.sessions_per_model = 2;
+    let warm = ModelManager::open(config).await.expect("open warmed up");
+    let champion = warm.champion().expect("champion");
+    assert!(champion.warm_up().is_some(), "the warm-up did not run");
+    // The warm-up ran outside the batcher: it is not counted as served work.
+    assert_eq!(champion.metrics().rows, 0);
+    let rows: Vec<_> = (0..4).map(row).collect();
+    let warm_answers = warm.predict(&request(rows.clone()), None).await.expect("warm predict");
+    let cold_answers = cold.predict(&request(rows), None).await.expect("cold predict");
+    for (seed, (warm, cold)) in warm_answers.iter().zip(&cold_answers).enumerate() {
+        assert_eq!(
+            warm.prediction.probability.to_bits(),
+            cold.prediction.probability.to_bits(),
+            "row {seed}: a warm-up batch of zeros changed what the session answers"
+        );
+    }
+}
+
+#[tokio::test]
 async fn expired_deadline_is_not_run() {
     let dir = support::repository_with(&["1"]);
     let manager = ModelManager::open(support::config(dir.path(), support::solo())).await.expect("open");
