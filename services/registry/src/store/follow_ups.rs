@@ -2,37 +2,26 @@
 
 use std::sync::LazyLock;
 
-use chrono::{DateTime, Days, NaiveDate, SubsecRound, Utc};
+use chrono::{Days, NaiveDate};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use super::first_version;
 use super::rows::FollowUpRow;
 use super::snapshots::{LABEL_RULES_JSON, label_rules_from_json};
-use super::{
-    AUDIT_SERVICE, EventKind, Store, append_event, current_actor, idempotency, lock_episode, stored_u8,
-};
-use crate::domain::label::{FollowUpFacts, LabelInput, LabelRule};
+use super::{EventKind, Store, append_event, idempotency, lock_episode};
+use crate::domain::label::{LabelInput, LabelRule};
 use crate::domain::records::{FollowUp, FollowUpContent, required_text};
 use crate::domain::types::{EpisodeStatus, Level, Side, parse_levels};
 use crate::error::{Error, Result};
-
-/// Who the registry names when it completes an episode because a follow-up arrived.
-const REGISTRY_ACTOR: &str = "registry";
-
-/// The status history's note when a follow-up completes an episode.
-const COMPLETION_NOTE: &str = "follow-up recorded";
-
-/// The unique keys that hold one version 1 and one current version per episode (migration 0300).
-const ONE_VERSION_ONE_KEY: &str = "follow_ups_episode_id_version_key";
-const ONE_CURRENT_KEY: &str = "follow_ups_one_current_idx";
 
 /// How many times RecordFollowUp reads and tries to write before answering ABORTED (each
 /// retry follows a concurrent change of the same episode).
 const WRITE_ATTEMPTS: usize = 5;
 
 /// RecordFollowUp's name in `registry.idempotency_keys`.
-const RECORD_METHOD: &str = "RecordFollowUp";
+pub(super) const RECORD_METHOD: &str = "RecordFollowUp";
 
 /// The request hashed for RecordFollowUp's idempotency key.
 #[derive(Serialize)]
@@ -100,13 +89,17 @@ impl Store {
     /// right after the write and the label rules, so that the caller can answer with labels
     /// without reading again.
     ///
-    /// The hot path of the follow-up desk, in two round trips to Postgres and one commit: one
-    /// read (the episode, its injection date, whether it has a current follow-up, the
-    /// idempotency key's stored request and answer, the label rules), then one statement that
-    /// writes everything only if the episode is still as read, locking it (the idempotency key
-    /// with its answer, the follow-up, the episode's completion, its history row, both events,
-    /// an audit record per event). When the episode changed in between, or a concurrent request
-    /// took the key, nothing is written and the decision is made again from a fresh read.
+    /// The hot path of the follow-up desk. Usually one round trip to Postgres and one commit:
+    /// one statement that checks what the episode must be (pending or lost to follow-up,
+    /// injected, without a current follow-up, the date accepted by the window, the key free) and
+    /// writes everything (`first_version.rs`: the idempotency key with its answer, the
+    /// follow-up, the episode's completion, its history row, both events, an audit record per
+    /// event). When it wrote nothing, one read (the episode, its injection date, whether it has
+    /// a current follow-up, the idempotency key's stored request and answer, the label rules)
+    /// decides: the precise error, the stored answer of a replay, or a write that happens only
+    /// if the episode is still as read. When the episode changed in between, or a concurrent
+    /// request took the key, nothing is written and the decision is made again from a fresh
+    /// read.
     pub async fn record_follow_up_labeled(
         &self,
         idempotency_key: Option<&str>,
@@ -119,6 +112,10 @@ impl Store {
             RECORD_METHOD,
             &RecordRequest { episode_id, content: &content },
         )?;
+        if let Some(labeled) = self.record_first_version_at_once(episode_id, &content, keyed.as_ref()).await?
+        {
+            return Ok(labeled);
+        }
         for _ in 0..WRITE_ATTEMPTS {
             let context = record_context(&self.pool, episode_id, keyed.as_ref()).await?;
             if let (Some(keyed), Some(stored_hash)) = (&keyed, &context.key_hash) {
@@ -150,33 +147,18 @@ impl Store {
                 content.follow_up_date,
                 content.accept_out_of_window,
             )?;
-            let mut follow_up = FollowUp {
-                follow_up_id: Uuid::new_v4(),
-                episode_id,
-                version: 1,
-                is_current: true,
-                amendment_reason: None,
-                days_since_injection: placement.days_since_injection,
-                in_window: placement.in_window,
-                // Replaced by the database's time of the write (the statement's `now()`).
-                recorded_at: Utc::now(),
-                content: content.clone(),
-            };
+            let mut follow_up = first_version::unrecorded_first_version(episode_id, &content, placement);
             let Some(recorded_at) =
-                write_first_version(&self.pool, &follow_up, status, keyed.as_ref()).await?
+                first_version::write_first_version(&self.pool, &follow_up, status, keyed.as_ref()).await?
             else {
                 continue;
             };
             follow_up.recorded_at = recorded_at;
-            let label_input = LabelInput {
-                status: EpisodeStatus::Completed,
-                baseline_leg_nrs: stored_u8("baseline_leg_nrs", baseline_leg_nrs)?,
-                baseline_back_nrs: context
-                    .baseline_back_nrs
-                    .map(|score| stored_u8("baseline_back_nrs", score))
-                    .transpose()?,
-                follow_up: Some(FollowUpFacts::of(&follow_up)),
-            };
+            let label_input = first_version::completed_label_input(
+                &follow_up,
+                baseline_leg_nrs,
+                context.baseline_back_nrs,
+            )?;
             return Ok(LabeledFollowUp {
                 follow_up,
                 label_input,
@@ -407,112 +389,6 @@ async fn record_context(
         .bind(RECORD_METHOD)
         .fetch_one(pool)
         .await?)
-}
-
-/// Writes a first follow-up version in one statement, only if the episode still has the status
-/// `read` and the idempotency key (if any) is still free: the key with its answer, the row, its
-/// event, the episode's completion (status, history row and its event) unless it is completed
-/// already, and an audit record per event under the current actor. Returns the time the row
-/// was recorded, or `None` when nothing was written (the episode changed or the key was
-/// taken since they were read). A follow-up committed meanwhile by a request that found the
-/// episode as this one did is caught by the unique keys and answered [`Error::FollowUpExists`].
-async fn write_first_version(
-    pool: &PgPool,
-    follow_up: &FollowUp,
-    read: EpisodeStatus,
-    keyed: Option<&idempotency::Keyed>,
-) -> Result<Option<DateTime<Utc>>> {
-    let content = &follow_up.content;
-    let adverse_events: Vec<&str> = content.adverse_events.iter().map(|event| event.as_str()).collect();
-    let days = i32::try_from(follow_up.days_since_injection)
-        .map_err(|_| Error::invalid("follow_up_date", "too far after the injection"))?;
-    let actor = current_actor();
-    let response = keyed.map(|_| serde_json::to_value(follow_up)).transpose()?;
-    sqlx::query_scalar::<_, Option<DateTime<Utc>>>(
-        "WITH episode AS (
-             SELECT episode_id FROM registry.episodes
-             WHERE episode_id = $2 AND outcome_status = $31 AND outcome_reason IS NOT DISTINCT FROM $32
-             FOR UPDATE),
-         claim AS (
-             INSERT INTO registry.idempotency_keys (idempotency_key, method, request_hash, response)
-             SELECT $30, $28, $33, jsonb_set($29, '{recorded_at}', to_jsonb(now()))
-             FROM episode WHERE $30::text IS NOT NULL
-             ON CONFLICT (method, idempotency_key) DO NOTHING
-             RETURNING 1),
-         go AS (
-             SELECT episode_id FROM episode WHERE $30::text IS NULL OR EXISTS (SELECT 1 FROM claim)),
-         follow_up AS (
-             INSERT INTO registry.follow_ups (follow_up_id, episode_id, version, is_current, follow_up_date,
-                 days_since_injection, in_window, out_of_window_accepted, leg_nrs, back_nrs, pgic, analgesic_change,
-                 repeat_injection, surgery, adverse_events, adverse_event_note, method, entered_by, recorded_at)
-             SELECT $1, episode_id, 1, true, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, now()
-             FROM go
-             RETURNING follow_up_id, recorded_at),
-         completed AS (
-             UPDATE registry.episodes SET outcome_status = $18, outcome_reason = NULL, updated_at = now()
-             WHERE episode_id IN (SELECT episode_id FROM go) AND $17
-             RETURNING episode_id),
-         history AS (
-             INSERT INTO registry.outcome_status_history (episode_id, outcome_status, note, changed_by)
-             SELECT episode_id, $18, $19, $20 FROM completed
-             RETURNING change_id),
-         events AS (
-             INSERT INTO registry.events (episode_id, kind, subject)
-             SELECT $2, kind, subject FROM (
-                 SELECT 1 AS position, $21 AS kind, follow_up_id::text AS subject FROM follow_up
-                 UNION ALL
-                 SELECT 2, $22, change_id::text FROM history) AS written
-             ORDER BY position
-             RETURNING kind),
-         audited AS (
-             INSERT INTO audit.log (at, service, actor, role, action, target, outcome)
-             SELECT $23, $24, $25, $26, kind, $27, 'ok' FROM events)
-         SELECT (SELECT recorded_at FROM follow_up)",
-    )
-    .bind(follow_up.follow_up_id)
-    .bind(follow_up.episode_id)
-    .bind(content.follow_up_date)
-    .bind(days)
-    .bind(follow_up.in_window)
-    .bind(content.accept_out_of_window)
-    .bind(i16::from(content.leg_nrs.get()))
-    .bind(content.back_nrs.map(|score| i16::from(score.get())))
-    .bind(content.pgic.map(|rating| i16::from(rating.get())))
-    .bind(content.analgesic_change.map(|change| change.as_str()))
-    .bind(content.repeat_injection)
-    .bind(content.surgery)
-    .bind(&adverse_events)
-    .bind(&content.adverse_event_note)
-    .bind(content.method.as_str())
-    .bind(&content.entered_by)
-    .bind(read != EpisodeStatus::Completed)
-    .bind(EpisodeStatus::Completed.status().as_str())
-    .bind(COMPLETION_NOTE)
-    .bind(REGISTRY_ACTOR)
-    .bind(EventKind::FollowUpRecorded.as_str())
-    .bind(EventKind::StatusChanged.as_str())
-    .bind(Utc::now().trunc_subsecs(6))
-    .bind(AUDIT_SERVICE)
-    .bind(&actor.subject)
-    .bind(&actor.role)
-    .bind(format!("episode:{}", follow_up.episode_id))
-    .bind(RECORD_METHOD)
-    .bind(response)
-    .bind(keyed.map(|keyed| keyed.key.as_str()))
-    .bind(read.status().as_str())
-    .bind(read.reason().map(|reason| reason.as_str()))
-    .bind(keyed.map(|keyed| keyed.hash.as_slice()))
-    .fetch_one(pool)
-    .await
-    .map_err(|error| match error {
-        sqlx::Error::Database(database)
-            if database.is_unique_violation()
-                && matches!(database.constraint(), Some(ONE_VERSION_ONE_KEY | ONE_CURRENT_KEY)) =>
-        {
-            Error::FollowUpExists { episode_id: follow_up.episode_id }
-        }
-        other => other.into(),
-    })
 }
 
 /// Parses `"<injection date>/<episode id>"`; an empty token is the first page.

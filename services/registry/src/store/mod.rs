@@ -2,6 +2,7 @@
 
 mod episodes;
 pub mod events;
+mod first_version;
 mod follow_ups;
 mod idempotency;
 mod listing;

@@ -227,6 +227,35 @@ async fn withdrawn_episode_takes_no_follow_up(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "../../migrations")]
+async fn a_completed_episode_without_a_follow_up_takes_one_without_being_completed_again(pool: PgPool) {
+    // Not reachable through the RPCs (completion comes with a follow-up), but the schema allows
+    // it: the one-statement write leaves it to the read-and-decide path, which records the
+    // follow-up and writes no second completion.
+    let store = store(pool.clone());
+    let injected = date("2026-01-05");
+    let episode_id = injected_episode(&store, 8, injected).await;
+    sqlx::query("UPDATE registry.episodes SET outcome_status = 'completed' WHERE episode_id = $1")
+        .bind(episode_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let content = follow_up(day_after(injected, 60), 2);
+    let recorded = store.record_follow_up(Some("completed-1"), episode_id, content.clone()).await.unwrap();
+    assert_eq!((recorded.days_since_injection, recorded.in_window), (60, true));
+    let replayed = store.record_follow_up(Some("completed-1"), episode_id, content).await.unwrap();
+    assert_eq!(replayed, recorded);
+    let view = store.get_episode(episode_id).await.unwrap();
+    assert_eq!(view.episode.status, EpisodeStatus::Completed);
+    assert_eq!(view.follow_ups, vec![recorded]);
+    assert_eq!(count(&pool, "outcome_status_history").await, 1, "only the pending row of its creation");
+    let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM registry.events ORDER BY event_id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(kinds, ["episode_created", "injection_recorded", "follow_up_recorded"]);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
 async fn due_list_is_sorted_paginated_and_stateful(pool: PgPool) {
     let store = store(pool.clone());
     let as_of = date("2026-06-01");
