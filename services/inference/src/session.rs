@@ -60,7 +60,10 @@ fn refused(card: &ModelCard, reason: impl Into<String>) -> Error {
     Error::ModelRefused { name: card.name.clone(), version: card.version.clone(), reason: reason.into() }
 }
 
-fn build_session(
+/// Builds one ONNX Runtime session of `onnx` with the service's settings: the configured
+/// intra-op threads, one inter-op thread, and on CUDA the provider of [`cuda_provider`]. The
+/// serving benchmark's in-process limit is built with it too.
+pub fn build_session(
     runtime: &Runtime,
     config: &RuntimeConfig,
     onnx: &[u8],

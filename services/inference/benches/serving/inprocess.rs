@@ -9,24 +9,10 @@ use ort::session::Session;
 use ort::value::TensorRef;
 
 use tfesi_inference::config::{ProviderKind, RuntimeConfig};
+use tfesi_inference::session::build_session;
 
 use crate::inputs::{CLINICAL_WIDTH, IMAGE_DIMS, Inputs};
 use crate::stats::Run;
-
-/// The same settings as the service's `session::build_session`: on CUDA the provider is
-/// registered with `error_on_failure`, so the limit never silently runs on the CPU.
-fn build_session(
-    environment: &ort::environment::Environment,
-    onnx_file: &Path,
-    config: &RuntimeConfig,
-) -> ort::Result<Session> {
-    let mut builder =
-        Session::builder(environment)?.with_intra_threads(config.intra_op_threads)?.with_inter_threads(1)?;
-    if config.provider == ProviderKind::Cuda {
-        builder = builder.with_execution_providers([tfesi_inference::session::cuda_provider(config)?])?;
-    }
-    builder.commit_from_file(onnx_file)
-}
 
 /// One session per worker thread, as the service's batcher has.
 pub struct InProcess {
@@ -38,9 +24,13 @@ impl InProcess {
     /// setup script's cache) and builds `config.sessions_per_model` sessions of `onnx_file`.
     pub fn new(onnx_file: &Path, config: &RuntimeConfig) -> Self {
         let runtime = tfesi_inference::runtime::init(None).expect("onnx runtime (run scripts/setup.sh)");
+        let onnx = std::fs::read(onnx_file).expect("read the model");
+        let use_cuda = config.provider == ProviderKind::Cuda;
         let sessions = (0..config.sessions_per_model)
             .map(|_| {
-                build_session(runtime.environment(), onnx_file, config).unwrap_or_else(|error| {
+                // The service's own session settings; on CUDA with `error_on_failure`, so the
+                // limit never silently runs on the CPU.
+                build_session(&runtime, config, &onnx, use_cuda).unwrap_or_else(|error| {
                     panic!("an onnx runtime session of the model on {}: {error:?}", config.provider.as_str())
                 })
             })
