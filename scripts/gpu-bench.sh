@@ -31,7 +31,9 @@
 #   (results, logs included, land in $OUT)
 #
 # Environment: GPU_ARCH (SM version to keep, default 90: H100/H200), TFESI_BENCH_* (bench knobs,
-# see services/inference/benches/serving/main.rs), OUT (where results go; default bench/results).
+# see services/inference/benches/serving/main.rs), TFESI_BENCH_SWEEP_RATES_CUDA (the CUDA run's
+# open-loop rates, default 200,400,800,1600; set but empty: no sweep), OUT (where results go;
+# default bench/results).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -166,7 +168,7 @@ benches() {
     local failed=0
     log "CUDA on ${card}"
     TFESI_BENCH_PROVIDER=cuda TFESI_BENCH_DEVICE="${card}" \
-        TFESI_BENCH_SWEEP_RATES="${TFESI_BENCH_SWEEP_RATES_CUDA:-200,400,800,1600}" \
+        TFESI_BENCH_SWEEP_RATES="${TFESI_BENCH_SWEEP_RATES_CUDA-200,400,800,1600}" \
         TFESI_BENCH_SWEEP_SECONDS="${TFESI_BENCH_SWEEP_SECONDS:-3}" \
         timeout "${TFESI_GPU_BENCH_TIMEOUT:-240}" "${WORK}/bin/serving" --bench 2>&1 \
         | tee "${results}/cuda.log" || { failed=1; log "the CUDA benchmark failed"; }
