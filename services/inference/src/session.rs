@@ -220,8 +220,8 @@ impl ModelSession {
     }
 
     /// Runs one batch of zeros of every size from 1 to `max_rows`, so that what a provider does
-    /// the first time it meets an input shape (cuDNN's convolution algorithm search, the arena
-    /// growing) happens while the model loads instead of inside a caller's request.
+    /// the first time it meets an input shape (the arena growing, kernels loading) happens while
+    /// the model loads instead of inside a caller's request.
     pub fn warm_up(&mut self, max_rows: usize) -> Result<()> {
         let mut image = Arc::new(Vec::new());
         for rows in 1..=max_rows.max(1) {
