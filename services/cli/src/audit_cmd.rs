@@ -64,14 +64,19 @@ async fn pool(database: &AuditDatabase) -> anyhow::Result<sqlx::PgPool> {
     tfesi_platform::db::connect(&config).await.context("cannot open the audit database (--database-url)")
 }
 
+/// How long `verify` waits for committed records that it cannot chain yet, because a
+/// transaction that began writing before them is still open.
+const CHAIN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Runs an audit command.
 pub async fn run(json: bool, command: AuditCommand) -> anyhow::Result<()> {
     match command {
         AuditCommand::Verify(database) => {
             let pool = pool(&database).await?;
-            // Chain what is committed first, so the check covers it; a read-only account
+            // Chain what is committed first, so the check covers it (waiting a little for
+            // records that an older transaction still writing holds back); a read-only account
             // cannot, and then checks what the services have chained.
-            if let Err(error) = audit::chain_pending(&pool).await {
+            if let Err(error) = audit::chain_committed(&pool, CHAIN_PATIENCE).await {
                 eprintln!("note: cannot chain the newest records ({error}); checking what is chained");
             }
             let verification = audit::verify(&pool).await.context("reading audit.log")?;

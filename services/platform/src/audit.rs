@@ -6,15 +6,19 @@
 //! records was committed. They are chained after the commit ([`chain_pending`], which every
 //! service writing the log runs in the background through [`run_chainer`], and which
 //! `tfesi audit verify` runs first): under a transaction-scoped advisory lock each committed,
-//! unchained record gets its chain position `seq`, the previous record's hash and its own,
-//! SHA-256 over that and its fields. [`verify`] recomputes the chain in `seq` order and names
+//! unchained record gets a row in `audit.chain` (migration 0402) with its chain position `seq`,
+//! the previous record's hash and its own, SHA-256 over that and its fields. Records are never
+//! updated: the chainer finds what to chain by the transaction that wrote each record (`tx`),
+//! taking every record whose transaction ended after that of the last record chained and before
+//! the oldest transaction still running. [`verify`] recomputes the chain in `seq` order and names
 //! the first record that does not match.
 //!
 //! Why after the commit: chaining inside the request's transaction held the lock until commit,
 //! so every auditable request of every service committed one at a time, one WAL flush each
 //! (migration 0401 gives the figures). The price is a short window (the chainer's interval,
-//! [`CHAIN_INTERVAL`]) in which a committed record is not yet protected by the chain; the
-//! append-only triggers still refuse any change but the chaining itself.
+//! [`CHAIN_INTERVAL`], or longer while a transaction that wrote a record is still open) in
+//! which a committed record is not yet protected by the chain; the append-only triggers of both
+//! tables refuse any update, delete or truncation all the same.
 //! Targets name surrogate ids only (`episode:<uuid>`), never a hospital identifier.
 
 use chrono::{DateTime, SubsecRound as _, Utc};
@@ -55,7 +59,8 @@ pub struct AuditRecord<'a> {
 pub struct StoredRecord {
     /// Insertion order.
     pub id: i64,
-    /// Position in the chain; `None` until the record is chained (shortly after its commit).
+    /// Position in the chain (`audit.chain`); `None` until the record is chained (shortly
+    /// after its commit).
     pub seq: Option<i64>,
     /// When it was appended (microsecond precision).
     pub at: DateTime<Utc>,
@@ -154,22 +159,53 @@ pub async fn chain_pending(pool: &PgPool) -> Result<u64, sqlx::Error> {
     }
 }
 
+/// Chains what is committed, as [`chain_pending`] does, and waits up to `patience` for records
+/// that an older transaction still writing holds back (in any database of the server: the
+/// chainer takes a record only once every transaction that began writing before it has ended).
+/// Returns how many records it chained; what is still unchained is left to the services'
+/// chainers, and [`verify`] counts it. For checks (`tfesi audit verify`), not for the services:
+/// each wait scans the whole log.
+pub async fn chain_committed(pool: &PgPool, patience: std::time::Duration) -> Result<u64, sqlx::Error> {
+    let deadline = std::time::Instant::now() + patience;
+    let mut chained = chain_pending(pool).await?;
+    loop {
+        let unchained: i64 = sqlx::query_scalar(UNCHAINED_COUNT).fetch_one(pool).await?;
+        if unchained == 0 || std::time::Instant::now() >= deadline {
+            return Ok(chained);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        chained += chain_pending(pool).await?;
+    }
+}
+
 async fn chain_batch(pool: &PgPool) -> Result<u64, sqlx::Error> {
-    // The idle case, every interval of every writer: one index probe, no transaction, no lock.
-    let waiting: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM audit.log WHERE hash IS NULL)")
-        .fetch_one(pool)
-        .await?;
+    // The idle case, every interval of every writer: one probe of the chain's head and one of
+    // the log's `tx` index, no transaction, no lock.
+    let probe = format!("SELECT EXISTS (SELECT 1 FROM audit.log WHERE {AFTER_HEAD})");
+    let waiting: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(probe)).fetch_one(pool).await?;
     if !waiting {
         return Ok(0);
     }
     let mut transaction = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHAIN_LOCK).execute(&mut *transaction).await?;
     let head: Option<(i64, Vec<u8>)> =
-        sqlx::query_as("SELECT seq, hash FROM audit.log WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1")
+        sqlx::query_as("SELECT seq, hash FROM audit.chain ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *transaction)
             .await?;
     let (mut seq, mut prev) = head.unwrap_or((0, GENESIS.to_vec()));
-    let query = format!("SELECT {RECORD_COLUMNS} FROM audit.log WHERE hash IS NULL ORDER BY id LIMIT $1");
+    // One statement, so one snapshot: its xmin is the oldest transaction still running, and
+    // every record of a transaction below it that this snapshot sees was committed. The batch
+    // ends with a whole transaction (all the records of the last one taken), so the next pass
+    // can start after the last chained record's transaction.
+    let query = format!(
+        "WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin),
+         first AS (
+             SELECT tx FROM audit.log, horizon WHERE {AFTER_HEAD} AND tx < horizon.xmin
+             ORDER BY tx, id LIMIT $1)
+         SELECT {RECORD_COLUMNS} FROM audit.log
+         WHERE {AFTER_HEAD} AND tx <= (SELECT max(tx) FROM first)
+         ORDER BY tx, id"
+    );
     let rows = sqlx::query(sqlx::AssertSqlSafe(query)).bind(CHAIN_BATCH).fetch_all(&mut *transaction).await?;
     if rows.is_empty() {
         return Ok(0);
@@ -185,12 +221,11 @@ async fn chain_batch(pool: &PgPool) -> Result<u64, sqlx::Error> {
         hashes.push(hash.to_vec());
     }
     sqlx::query(
-        "UPDATE audit.log AS log SET seq = chained.seq, prev_hash = chained.prev_hash, hash = chained.hash \
-         FROM UNNEST($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[]) AS chained (id, seq, prev_hash, hash) \
-         WHERE log.id = chained.id",
+        "INSERT INTO audit.chain (seq, id, prev_hash, hash) \
+         SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[])",
     )
-    .bind(&ids)
     .bind(&seqs)
+    .bind(&ids)
     .bind(&prevs)
     .bind(&hashes)
     .execute(&mut *transaction)
@@ -339,12 +374,21 @@ fn unchained(row: &sqlx::postgres::PgRow) -> Result<StoredRecord, sqlx::Error> {
 
 /// The columns a record's hash covers, with its id.
 const RECORD_COLUMNS: &str = "id, at, service, actor, role, action, target, outcome, purpose";
-const COLUMNS: &str = "id, seq, at, service, actor, role, action, target, outcome, purpose, prev_hash, hash";
+/// A record with its chain row (`l` the log, `c` the chain).
+const COLUMNS: &str = "l.id, c.seq, l.at, l.service, l.actor, l.role, l.action, l.target, l.outcome, l.purpose, c.prev_hash, c.hash";
+/// Counts the records not chained yet (a scan of the whole log: for checks, not for the chainer).
+pub const UNCHAINED_COUNT: &str =
+    "SELECT count(*) FROM audit.log l WHERE NOT EXISTS (SELECT 1 FROM audit.chain c WHERE c.id = l.id)";
+/// The log's records after the transaction of the last record chained: those waiting to be
+/// chained, and those of transactions still running. Records chained before migration 0402 have
+/// no `tx` and never match; where the head is such a record, every record with a `tx` does.
+const AFTER_HEAD: &str = "tx > coalesce(
+        (SELECT l.tx FROM audit.chain c JOIN audit.log l USING (id) ORDER BY c.seq DESC LIMIT 1), '0'::xid8)";
 
 /// Recomputes the whole chain in `seq` order, streaming, and counts the records not chained
 /// yet. Read-only; run [`chain_pending`] first to check everything committed so far.
 pub async fn verify(pool: &PgPool) -> Result<Verification, sqlx::Error> {
-    let query = format!("SELECT {COLUMNS} FROM audit.log WHERE seq IS NOT NULL ORDER BY seq");
+    let query = format!("SELECT {COLUMNS} FROM audit.chain c JOIN audit.log l USING (id) ORDER BY c.seq");
     let mut rows = sqlx::query(sqlx::AssertSqlSafe(query)).fetch(pool);
     let mut expected_prev = GENESIS.to_vec();
     let mut records = 0_u64;
@@ -376,8 +420,7 @@ pub async fn verify(pool: &PgPool) -> Result<Verification, sqlx::Error> {
         expected_prev = hash;
     }
     drop(rows);
-    let unchained: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM audit.log WHERE hash IS NULL").fetch_one(pool).await?;
+    let unchained: i64 = sqlx::query_scalar(UNCHAINED_COUNT).fetch_one(pool).await?;
     Ok(Verification { records, head, broken: None, unchained: u64::try_from(unchained).unwrap_or(0) })
 }
 
@@ -399,12 +442,12 @@ pub struct AuditQuery {
 /// Records matching `filter`, newest first (for admins: `tfesi audit list`).
 pub async fn query(pool: &PgPool, filter: &AuditQuery) -> Result<Vec<StoredRecord>, sqlx::Error> {
     let query = format!(
-        "SELECT {COLUMNS} FROM audit.log \
-         WHERE ($1::text IS NULL OR actor = $1) \
-           AND ($2::text IS NULL OR starts_with(target, $2)) \
-           AND ($3::text IS NULL OR action = $3) \
-           AND ($4::timestamptz IS NULL OR at >= $4) \
-         ORDER BY id DESC LIMIT $5"
+        "SELECT {COLUMNS} FROM audit.log l LEFT JOIN audit.chain c USING (id) \
+         WHERE ($1::text IS NULL OR l.actor = $1) \
+           AND ($2::text IS NULL OR starts_with(l.target, $2)) \
+           AND ($3::text IS NULL OR l.action = $3) \
+           AND ($4::timestamptz IS NULL OR l.at >= $4) \
+         ORDER BY l.id DESC LIMIT $5"
     );
     let rows = sqlx::query(sqlx::AssertSqlSafe(query))
         .bind(&filter.actor)
@@ -431,6 +474,114 @@ mod tests {
             target: "episode:1",
             outcome,
             purpose,
+        }
+    }
+
+    async fn append_committed(pool: &PgPool, action: &str) -> i64 {
+        let mut transaction = pool.begin().await.expect("begin");
+        let id =
+            append(&mut transaction, &AuditRecord { action, ..record("ok", None) }).await.expect("append");
+        transaction.commit().await.expect("commit");
+        id
+    }
+
+    /// Chains until `expected` records were chained in all: a transaction that writes, open in
+    /// any database of the server (another test's), holds chaining back until it ends.
+    async fn chain_expecting(pool: &PgPool, expected: u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut chained = 0;
+        while chained < expected {
+            assert!(std::time::Instant::now() < deadline, "chained {chained} of {expected} in 30 s");
+            chained += chain_pending(pool).await.expect("chain");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(chained, expected, "chained more than expected");
+    }
+
+    /// A record written by a transaction still open when later records commit waits, and so do
+    /// the later ones (the chain keeps transaction order); once it commits, both are chained, and
+    /// a rolled-back record never is.
+    #[sqlx::test(migrations = "../../migrations")]
+    async fn records_wait_for_older_open_transactions_and_rolled_back_ones_are_never_chained(pool: PgPool) {
+        let first = append_committed(&pool, "first").await;
+        chain_expecting(&pool, 1).await;
+
+        let mut open = pool.begin().await.expect("begin");
+        let waiting =
+            append(&mut open, &AuditRecord { action: "open", ..record("ok", None) }).await.expect("append");
+        let later = append_committed(&pool, "later").await;
+        assert_eq!(
+            chain_pending(&pool).await.expect("chain"),
+            0,
+            "the open transaction holds back what follows it"
+        );
+        let unchained: i64 = sqlx::query_scalar(UNCHAINED_COUNT).fetch_one(&pool).await.expect("count");
+        assert_eq!(unchained, 1, "the open transaction's record is not visible yet");
+
+        let mut rolled_back = pool.begin().await.expect("begin");
+        append(&mut rolled_back, &AuditRecord { action: "rolled-back", ..record("ok", None) })
+            .await
+            .expect("append");
+        rolled_back.rollback().await.expect("rollback");
+        open.commit().await.expect("commit");
+        chain_expecting(&pool, 2).await;
+        assert_eq!(chain_pending(&pool).await.expect("chain"), 0, "each record is chained once");
+
+        let order: Vec<(i64, i64)> = sqlx::query_as("SELECT seq, id FROM audit.chain ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .expect("chain");
+        assert_eq!(order, vec![(1, first), (2, waiting), (3, later)], "transaction order, not id order");
+        let verification = verify(&pool).await.expect("verify");
+        assert_eq!((verification.records, verification.broken, verification.unchained), (3, None, 0));
+        let listed = query(&pool, &AuditQuery { limit: 10, ..AuditQuery::default() }).await.expect("query");
+        assert_eq!(
+            listed.iter().map(|stored| stored.seq).collect::<Vec<_>>(),
+            vec![Some(3), Some(2), Some(1)]
+        );
+        assert_eq!(listed[1].prev_hash, listed[2].hash, "listed with their chain fields");
+    }
+
+    /// More records than one batch: every pass ends on a whole transaction, and the chain is
+    /// unbroken across passes.
+    #[sqlx::test(migrations = "../../migrations")]
+    async fn a_transaction_larger_than_a_batch_is_chained_whole(pool: PgPool) {
+        let records = usize::try_from(CHAIN_BATCH).expect("small") + 5;
+        let mut transaction = pool.begin().await.expect("begin");
+        for _ in 0..records {
+            append(&mut transaction, &record("ok", None)).await.expect("append");
+        }
+        transaction.commit().await.expect("commit");
+        append_committed(&pool, "after").await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut first_pass = 0;
+        while first_pass == 0 {
+            assert!(std::time::Instant::now() < deadline, "nothing chained in 30 s");
+            first_pass = chain_batch(&pool).await.expect("chain");
+        }
+        assert_eq!(first_pass, records as u64, "the whole transaction in one pass, and nothing after it");
+        chain_expecting(&pool, 1).await;
+        let verification = verify(&pool).await.expect("verify");
+        assert_eq!(
+            (verification.records, verification.broken, verification.unchained),
+            (records as u64 + 1, None, 0)
+        );
+    }
+
+    /// Neither table of the log takes an update or a delete.
+    #[sqlx::test(migrations = "../../migrations")]
+    async fn the_log_and_its_chain_refuse_changes(pool: PgPool) {
+        append_committed(&pool, "kept").await;
+        chain_expecting(&pool, 1).await;
+        for change in [
+            "UPDATE audit.log SET actor = 'someone-else'",
+            "DELETE FROM audit.log",
+            "UPDATE audit.chain SET hash = prev_hash",
+            "DELETE FROM audit.chain",
+            "TRUNCATE audit.chain",
+        ] {
+            let refused = sqlx::query(change).execute(&pool).await.expect_err(change);
+            assert!(refused.to_string().contains("append-only"), "{change}: {refused}");
         }
     }
 
