@@ -3,9 +3,10 @@
 -- Before: the chainer (migration 0401) updated each committed record to set seq, prev_hash and
 -- hash. That wrote every record twice: the update could not be a HOT update (seq and hash are
 -- indexed), so it wrote a second heap tuple, an entry in each of the record's six indexes again,
--- and ran a PL/pgSQL trigger per row. pgbench, the registry's RecordFollowUp statement with two
--- audit records per transaction, 8 clients, 3 alternating rounds (session 13): 3,100 tps with
--- no chaining, 2,520 with chaining by update, 2,940 with chaining into a separate table.
+-- and ran a PL/pgSQL trigger per row. bench/audit-chain/run.sh (pgbench, the registry's
+-- RecordFollowUp statement with two audit records per transaction, 8 clients, medians of 5
+-- alternating rounds, session 13): 3,561 tps unchained, 2,709 chained by update, 3,214 chained
+-- into a separate table.
 --
 -- Now: `audit.log` is strictly append-only again (no update at all), and each record carries
 -- the transaction that wrote it (`tx`). The chainer (tfesi_platform::audit::chain_pending)
