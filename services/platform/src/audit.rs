@@ -379,11 +379,19 @@ const COLUMNS: &str = "l.id, c.seq, l.at, l.service, l.actor, l.role, l.action, 
 /// Counts the records not chained yet (a scan of the whole log: for checks, not for the chainer).
 pub const UNCHAINED_COUNT: &str =
     "SELECT count(*) FROM audit.log l WHERE NOT EXISTS (SELECT 1 FROM audit.chain c WHERE c.id = l.id)";
-/// The log's records after the transaction of the last record chained: those waiting to be
-/// chained, and those of transactions still running. Records chained before migration 0402 have
-/// no `tx` and never match; where the head is such a record, every record with a `tx` does.
+/// The log's unchained records after the transaction of the last record chained: those waiting
+/// to be chained, and those of transactions still running.
+///
+/// Records chained before migration 0402 have no `tx`; where the head is such a record, every
+/// unchained record with a `tx` matches. So do they all where the newest chained records carry
+/// transaction ids this server has not reached yet (`pg_snapshot_xmax`): a log restored from a
+/// dump into another server keeps the old server's ids, and the new server's records, with
+/// smaller ones, would otherwise wait forever. Such a head is passed over until the first record
+/// written on this server is chained.
 const AFTER_HEAD: &str = "tx > coalesce(
-        (SELECT l.tx FROM audit.chain c JOIN audit.log l USING (id) ORDER BY c.seq DESC LIMIT 1), '0'::xid8)";
+        (SELECT l.tx FROM audit.chain c JOIN audit.log l USING (id)
+         WHERE l.tx < pg_snapshot_xmax(pg_current_snapshot()) ORDER BY c.seq DESC LIMIT 1), '0'::xid8)
+    AND NOT EXISTS (SELECT 1 FROM audit.chain chained WHERE chained.id = audit.log.id)";
 
 /// Recomputes the whole chain in `seq` order, streaming, and counts the records not chained
 /// yet. Read-only; run [`chain_pending`] first to check everything committed so far.
@@ -566,6 +574,50 @@ mod tests {
             (verification.records, verification.broken, verification.unchained),
             (records as u64 + 1, None, 0)
         );
+    }
+
+    /// A log restored from a dump into another server keeps the old server's transaction ids,
+    /// larger than this server's: records written after the restore are chained all the same,
+    /// after the restored head, and nothing is chained twice.
+    #[sqlx::test(migrations = "../../migrations")]
+    async fn records_written_after_a_restore_from_another_server_are_chained(pool: PgPool) {
+        // A record "from the other server": a transaction id far ahead of this server's.
+        let restored: i64 = sqlx::query_scalar(
+            "INSERT INTO audit.log (at, service, actor, role, action, target, outcome, tx) \
+             VALUES (now(), 'registry', 'nurse-1', 'nurse', 'restored', 'episode:1', 'ok', \
+                     (pg_snapshot_xmax(pg_current_snapshot())::text::bigint + 1000000000)::text::xid8) \
+             RETURNING id",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("restored record");
+        // Its chain row came with the dump; chaining it here would have waited for the far id.
+        let at: DateTime<Utc> = sqlx::query_scalar("SELECT at FROM audit.log WHERE id = $1")
+            .bind(restored)
+            .fetch_one(&pool)
+            .await
+            .expect("time");
+        let fields = AuditRecord { action: "restored", ..record("ok", None) };
+        let hash = chain_hash(&GENESIS, restored, at, &fields);
+        sqlx::query("INSERT INTO audit.chain (seq, id, prev_hash, hash) VALUES (1, $1, $2, $3)")
+            .bind(restored)
+            .bind(GENESIS.to_vec())
+            .bind(hash.to_vec())
+            .execute(&pool)
+            .await
+            .expect("restored chain row");
+
+        let after = append_committed(&pool, "after-restore").await;
+        chain_expecting(&pool, 1).await;
+        let again = append_committed(&pool, "again").await;
+        chain_expecting(&pool, 1).await;
+        let order: Vec<(i64, i64)> = sqlx::query_as("SELECT seq, id FROM audit.chain ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .expect("chain");
+        assert_eq!(order, vec![(1, restored), (2, after), (3, again)]);
+        let verification = verify(&pool).await.expect("verify");
+        assert_eq!((verification.records, verification.broken, verification.unchained), (3, None, 0));
     }
 
     /// Neither table of the log takes an update or a delete.
