@@ -493,6 +493,25 @@ mod tests {
         id
     }
 
+    /// Chains record `id` (appended with `action`) first, as `sql` writes its chain fields ($1
+    /// the id, $2 the genesis hash, $3 its hash); returns its hash.
+    async fn chain_first_by(pool: &PgPool, sql: &'static str, id: i64, action: &str) -> [u8; 32] {
+        let at: DateTime<Utc> = sqlx::query_scalar("SELECT at FROM audit.log WHERE id = $1")
+            .bind(id)
+            .fetch_one(pool)
+            .await
+            .expect("the record's time");
+        let hash = chain_hash(&GENESIS, id, at, &AuditRecord { action, ..record("ok", None) });
+        sqlx::query(sql)
+            .bind(id)
+            .bind(GENESIS.to_vec())
+            .bind(hash.to_vec())
+            .execute(pool)
+            .await
+            .expect("chain fields written by hand");
+        hash
+    }
+
     /// Chains until `expected` records were chained in all: a transaction that writes, open in
     /// any database of the server (another test's), holds chaining back until it ends.
     async fn chain_expecting(pool: &PgPool, expected: u64) {
@@ -592,20 +611,8 @@ mod tests {
         .await
         .expect("restored record");
         // Its chain row came with the dump; chaining it here would have waited for the far id.
-        let at: DateTime<Utc> = sqlx::query_scalar("SELECT at FROM audit.log WHERE id = $1")
-            .bind(restored)
-            .fetch_one(&pool)
-            .await
-            .expect("time");
-        let fields = AuditRecord { action: "restored", ..record("ok", None) };
-        let hash = chain_hash(&GENESIS, restored, at, &fields);
-        sqlx::query("INSERT INTO audit.chain (seq, id, prev_hash, hash) VALUES (1, $1, $2, $3)")
-            .bind(restored)
-            .bind(GENESIS.to_vec())
-            .bind(hash.to_vec())
-            .execute(&pool)
-            .await
-            .expect("restored chain row");
+        let sql = "INSERT INTO audit.chain (seq, id, prev_hash, hash) VALUES (1, $1, $2, $3)";
+        chain_first_by(&pool, sql, restored, "restored").await;
 
         let after = append_committed(&pool, "after-restore").await;
         chain_expecting(&pool, 1).await;
@@ -618,6 +625,30 @@ mod tests {
         assert_eq!(order, vec![(1, restored), (2, after), (3, again)]);
         let verification = verify(&pool).await.expect("verify");
         assert_eq!((verification.records, verification.broken, verification.unchained), (3, None, 0));
+    }
+
+    /// Migration 0402 on a log that 0401's chainer chained by update: the chained records keep
+    /// their place and hashes, the unchained ones are chained by the new chainer after them.
+    #[sqlx::test(migrations = false)]
+    async fn migration_0402_keeps_records_chained_by_update_and_chains_the_rest(pool: PgPool) {
+        crate::db::MIGRATOR.run_to(401, &pool).await.expect("migrations up to 0401");
+        let chained = append_committed(&pool, "chained-by-update").await;
+        let waiting = append_committed(&pool, "unchained").await;
+        let sql = "UPDATE audit.log SET seq = 1, prev_hash = $2, hash = $3 WHERE id = $1";
+        let hash = chain_first_by(&pool, sql, chained, "chained-by-update").await;
+
+        crate::db::MIGRATOR.run(&pool).await.expect("migration 0402");
+        let before = verify(&pool).await.expect("verify");
+        assert_eq!((before.records, before.broken.clone(), before.unchained), (1, None, 1), "{before:?}");
+        assert_eq!(before.head, Some(hex::encode(hash)), "the chained record keeps its hash");
+        chain_expecting(&pool, 1).await;
+        let order: Vec<(i64, i64)> = sqlx::query_as("SELECT seq, id FROM audit.chain ORDER BY seq")
+            .fetch_all(&pool)
+            .await
+            .expect("chain");
+        assert_eq!(order, vec![(1, chained), (2, waiting)]);
+        let after = verify(&pool).await.expect("verify");
+        assert_eq!((after.records, after.broken.clone(), after.unchained), (2, None, 0), "{after:?}");
     }
 
     /// Neither table of the log takes an update or a delete.
