@@ -53,12 +53,13 @@ ALTER TABLE audit.log DROP COLUMN seq, DROP COLUMN prev_hash, DROP COLUMN hash;
 CREATE TRIGGER log_no_update BEFORE UPDATE ON audit.log
     FOR EACH ROW EXECUTE FUNCTION audit.log_is_append_only();
 
-CREATE FUNCTION audit.chain_is_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+-- One refusal guards both tables; it now names the table it was fired on.
+CREATE OR REPLACE FUNCTION audit.log_is_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION 'audit.chain is append-only (% refused)', TG_OP;
+    RAISE EXCEPTION '%.% is append-only (% refused)', TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_OP;
 END;
 $$;
 CREATE TRIGGER chain_no_update_or_delete BEFORE UPDATE OR DELETE ON audit.chain
-    FOR EACH ROW EXECUTE FUNCTION audit.chain_is_append_only();
+    FOR EACH ROW EXECUTE FUNCTION audit.log_is_append_only();
 CREATE TRIGGER chain_no_truncate BEFORE TRUNCATE ON audit.chain
-    FOR EACH STATEMENT EXECUTE FUNCTION audit.chain_is_append_only();
+    FOR EACH STATEMENT EXECUTE FUNCTION audit.log_is_append_only();

@@ -664,7 +664,9 @@ mod tests {
             "TRUNCATE audit.chain",
         ] {
             let refused = sqlx::query(change).execute(&pool).await.expect_err(change);
-            assert!(refused.to_string().contains("append-only"), "{change}: {refused}");
+            let table = if change.contains("audit.chain") { "audit.chain" } else { "audit.log" };
+            let expected = format!("{table} is append-only");
+            assert!(refused.to_string().contains(&expected), "{change}: {refused}");
         }
     }
 
